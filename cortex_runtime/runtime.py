@@ -1,0 +1,490 @@
+"""The public entry point: ``async with Runtime(...) as rt: await rt.call(...)``."""
+
+from __future__ import annotations
+
+import collections
+import os
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import anyio
+import anyio.abc
+import orjson
+import structlog
+
+from .errors import (
+    CallTimeout,
+    CapabilityNotFound,
+    CortexError,
+    FuelExhausted,
+    InvalidInput,
+    InvalidOutput,
+    ManifestError,
+    MemoryLimitExceeded,
+    PluginError,
+    PluginNotFound,
+    PluginTrap,
+    ProtocolError,
+    RuntimeClosed,
+    WorkerCrashed,
+)
+from .inspection import check_facts
+from .manifest import MANIFEST_NAME, Manifest, file_sha256, load_manifest, manifest_for_wasm
+from .pool import PoolConfig, WorkerPool
+from .quarantine import Quarantine
+from .worker import Worker, WorkerGone
+
+log = structlog.get_logger("cortex_runtime")
+
+#: Worker-reported error kinds after which the worker is killed and replaced.
+FATAL_KINDS = frozenset({"trap", "fuel", "timeout", "memory"})
+#: Failures that count toward a plugin's quarantine.
+QUARANTINE_KINDS = frozenset({"trap", "fuel", "timeout", "memory", "crash"})
+WARM_PLUGINS = 8
+SEND_ATTEMPTS = 3
+
+
+def default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(Path.home(), ".cache")
+    return Path(base) / "cortex-runtime"
+
+
+@dataclass(frozen=True)
+class PluginInfo:
+    """A loaded plugin: its manifest, its capabilities and what its module contains."""
+
+    name: str
+    version: str
+    description: str
+    capabilities: tuple[str, ...]
+    sha256: str
+    wasm_path: Path
+    manifest: Manifest
+    allocator_export: str
+    facts: Mapping[str, Any] = field(repr=False, default_factory=dict)
+
+
+class Runtime:
+    """Loads plugins and runs their capabilities in a pool of sandboxed worker processes.
+
+    Use it as an async context manager; it works under asyncio and trio (through anyio).
+    Leaving the ``async with`` block stops every worker.
+    """
+
+    def __init__(
+        self,
+        plugin_dirs: Iterable[str | os.PathLike[str]] = (),
+        *,
+        workers: int | None = None,
+        spare_workers: int = 1,
+        max_queue: int = 1024,
+        cache_dir: str | os.PathLike[str] | None = None,
+        max_calls_per_worker: int = 10_000,
+        max_worker_rss: int = 512 * 1024 * 1024,
+        timeout_grace: float = 0.5,
+        load_timeout: float = 60.0,
+        quarantine_after: int = 5,
+        quarantine_window: float = 60.0,
+        quarantine_seconds: float = 30.0,
+        max_restarts: int = 10,
+        restart_period: float = 10.0,
+    ) -> None:
+        count = workers if workers is not None else (os.cpu_count() or 1)
+        if count < 1:
+            raise ValueError("workers must be at least 1")
+        self.plugin_dirs = [Path(d) for d in plugin_dirs]
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+        self.timeout_grace = timeout_grace
+        self.load_timeout = load_timeout
+        self._pool = WorkerPool(
+            PoolConfig(
+                workers=count, spare_workers=spare_workers, max_queue=max_queue,
+                max_calls_per_worker=max_calls_per_worker, max_worker_rss=max_worker_rss,
+                max_restarts=max_restarts, restart_period=restart_period,
+                cache_dir=str(self.cache_dir / "compiled"),
+            ),
+            warmup=self._warm_worker,
+        )
+        self._quarantine = Quarantine(threshold=quarantine_after, window=quarantine_window,
+                                      duration=quarantine_seconds)
+        self._plugins: dict[str, PluginInfo] = {}
+        self._recent: collections.OrderedDict[str, None] = collections.OrderedDict()
+        self._tg: anyio.abc.TaskGroup | None = None
+        self._open = False
+        #: Plugins found in ``plugin_dirs`` that could not be loaded, with the reason.
+        self.load_errors: list[tuple[Path, CortexError]] = []
+
+    # -- life cycle ---------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Runtime:
+        self._tg = anyio.create_task_group()
+        await self._tg.__aenter__()
+        try:
+            await self._pool.start(self._tg)
+            self._open = True
+            for directory in self.plugin_dirs:
+                await self._scan(directory)
+        except BaseException as exc:
+            await self._shutdown(type(exc), exc, exc.__traceback__)
+            raise
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        return await self._shutdown(exc_type, exc, tb)
+
+    async def _shutdown(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        self._open = False
+        await self._pool.close()
+        assert self._tg is not None
+        self._tg.cancel_scope.cancel()
+        return await self._tg.__aexit__(exc_type, exc, tb)
+
+    def _check_open(self) -> None:
+        if not self._open:
+            raise RuntimeClosed("use the Runtime inside 'async with Runtime(...) as rt:'")
+
+    # -- plugins ------------------------------------------------------------------------------
+
+    @property
+    def plugins(self) -> Mapping[str, PluginInfo]:
+        """Loaded plugins by name."""
+        return dict(self._plugins)
+
+    @property
+    def worker_pids(self) -> list[int]:
+        """Process ids of the live workers (spares included)."""
+        return self._pool.pids
+
+    @property
+    def stats(self) -> Mapping[str, int]:
+        """Counters of the pool: workers started, killed, recycled, back-offs, overloads."""
+        return dict(self._pool.stats)
+
+    async def _scan(self, directory: Path) -> None:
+        if not directory.is_dir():
+            log.info("plugin.dir_missing", directory=str(directory))
+            return
+        for child in sorted(directory.iterdir()):
+            if not (child / MANIFEST_NAME).is_file():
+                continue
+            try:
+                await self.load(child)
+            except CortexError as exc:
+                self.load_errors.append((child, exc))
+                log.warning("plugin.skipped", path=str(child), error=str(exc))
+
+    async def load(self, path: str | os.PathLike[str]) -> PluginInfo:
+        """Load a plugin folder, a ``plugin.json``, or a bare ``.wasm`` (with default limits)."""
+        self._check_open()
+        target = Path(path)
+        if target.suffix == ".wasm" and target.is_file():
+            manifest = manifest_for_wasm(target)
+        else:
+            manifest = load_manifest(target)
+        existing = self._plugins.get(manifest.name)
+        if existing is not None and existing.manifest.root != manifest.root:
+            raise ManifestError(
+                f"a plugin named {manifest.name!r} is already loaded from {existing.manifest.root}",
+                path=manifest.source, field="name",
+            )
+        info = await self._prepare(manifest)
+        self._plugins[manifest.name] = info
+        self._quarantine.release(manifest.name)
+        log.info("plugin.load", plugin=info.name, version=info.version,
+                 capabilities=list(info.capabilities), sha256=info.sha256[:12],
+                 cache=info.facts.get("cache"), load_ms=info.facts.get("load_ms"))
+        return info
+
+    async def inspect(self, path: str | os.PathLike[str]) -> dict[str, Any]:
+        """Exports, imports, memory and capabilities of a ``.wasm`` or plugin, without loading it."""
+        self._check_open()
+        target = Path(path)
+        if target.suffix == ".wasm" and target.is_file():
+            manifest = manifest_for_wasm(target)
+        else:
+            manifest = load_manifest(target)
+        digest, staged = await self._stage(manifest)
+        facts = await self._load_facts(staged, digest, manifest)
+        report = dict(facts)
+        report.update(name=manifest.name, version=manifest.version, sha256=digest,
+                      wasm=str(manifest.wasm_path))
+        try:
+            fit = check_facts(manifest, facts)
+            report.update(valid=True, capabilities=list(fit.capabilities),
+                          allocator=fit.allocator_export)
+        except ManifestError as exc:
+            report.update(valid=False, problem=str(exc))
+        return report
+
+    async def _stage(self, manifest: Manifest) -> tuple[str, Path]:
+        """Hash the wasm, check the manifest's sha256, and copy it where workers load it from."""
+        def work() -> tuple[str, Path]:
+            digest = file_sha256(manifest.wasm_path)
+            if manifest.sha256 is not None and manifest.sha256 != digest:
+                raise ManifestError(
+                    f"does not match the wasm file (file is {digest}); refusing to load",
+                    path=manifest.source, field="sha256",
+                )
+            staged_dir = self.cache_dir / "wasm"
+            staged_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            staged = staged_dir / f"{digest}.wasm"
+            if not staged.is_file() or file_sha256(staged) != digest:
+                tmp = staged.with_suffix(f".{os.getpid()}.tmp")
+                tmp.write_bytes(manifest.wasm_path.read_bytes())
+                os.replace(tmp, staged)
+                if file_sha256(staged) != digest:
+                    raise ManifestError("the wasm file changed while it was being loaded",
+                                        path=manifest.source, field="entryPoint")
+            return digest, staged
+
+        try:
+            return await anyio.to_thread.run_sync(work)
+        except OSError as exc:
+            raise ManifestError(f"cannot read the wasm file: {exc}", path=manifest.source,
+                                field="entryPoint") from None
+
+    async def _load_facts(self, staged: Path, digest: str, manifest: Manifest) -> dict[str, Any]:
+        reply: dict[str, Any] | None = None
+        async with self._pool.borrow() as worker:
+            reply = await self._load_into(worker, staged, digest)
+        assert reply is not None
+        if not reply.get("ok"):
+            error = reply.get("error") or {}
+            raise ManifestError(str(error.get("message")), path=manifest.source,
+                                field=str(error.get("field") or "entryPoint"))
+        facts = reply.get("facts")
+        if not isinstance(facts, dict):
+            raise ProtocolError("worker sent a load reply without facts")
+        return facts
+
+    async def _load_into(self, worker: Worker, staged: Path, digest: str) -> dict[str, Any]:
+        """Load a module into ``worker``; a load slower than ``load_timeout`` dooms the worker."""
+        try:
+            with anyio.fail_after(self.load_timeout):
+                reply = await worker.request({"op": "load", "path": str(staged), "digest": digest})
+        except TimeoutError:
+            worker.doomed = True
+            return {"ok": False, "error": {
+                "message": f"the module took longer than {self.load_timeout:g}s to compile",
+                "field": "entryPoint"}}
+        if reply.get("ok"):
+            worker.loaded.add(digest)
+        return reply
+
+    async def _prepare(self, manifest: Manifest) -> PluginInfo:
+        digest, staged = await self._stage(manifest)
+        facts = await self._load_facts(staged, digest, manifest)
+        fit = check_facts(manifest, facts)
+        return PluginInfo(
+            name=manifest.name, version=manifest.version, description=manifest.description,
+            capabilities=fit.capabilities, sha256=digest, wasm_path=manifest.wasm_path,
+            manifest=manifest, allocator_export=fit.allocator_export, facts=facts,
+        )
+
+    async def _warm_worker(self, worker: Worker) -> None:
+        """Load the most recently used plugins into a fresh worker before it takes calls."""
+        for name in list(self._recent)[-WARM_PLUGINS:]:
+            info = self._plugins.get(name)
+            if info is not None and info.sha256 not in worker.loaded:
+                await self._load_into(worker, self._staged_path(info), info.sha256)
+
+    def _staged_path(self, info: PluginInfo) -> Path:
+        return self.cache_dir / "wasm" / f"{info.sha256}.wasm"
+
+    # -- calls --------------------------------------------------------------------------------
+
+    async def call(
+        self,
+        plugin: str,
+        capability: str,
+        input: Any = None,
+        *,
+        timeout: float | None = None,
+        fuel: int | None = None,
+    ) -> Any:
+        """Call ``capability`` of ``plugin`` with ``input`` (any JSON-serialisable value).
+
+        ``timeout`` (seconds) and ``fuel`` override the manifest's limits for this call only.
+        Returns the decoded JSON result; raises a :class:`CortexError` subclass otherwise.
+        """
+        self._check_open()
+        info = self._plugins.get(plugin)
+        if info is None:
+            known = ", ".join(sorted(self._plugins)) or "none"
+            raise PluginNotFound(f"no plugin named {plugin!r} is loaded (loaded: {known})",
+                                 plugin=plugin)
+        if capability not in info.capabilities:
+            raise CapabilityNotFound(
+                f"plugin {plugin!r} has no capability {capability!r} "
+                f"(it has: {', '.join(info.capabilities)})", plugin=plugin,
+            )
+        self._quarantine.check(plugin)
+        payload = _encode_input(input, info)
+        limits = info.manifest.limits_for(capability)
+        if timeout is not None and not (isinstance(timeout, (int, float)) and timeout > 0):
+            raise InvalidInput(f"timeout must be a positive number of seconds, got {timeout!r}")
+        if fuel is not None and not (isinstance(fuel, int) and 0 < fuel < 2**63):
+            raise InvalidInput(f"fuel must be a positive integer, got {fuel!r}")
+        timeout_s = timeout if timeout is not None else limits.timeout_ms / 1000
+        request = {
+            "op": "call", "digest": info.sha256, "export": capability,
+            "fuel": fuel if fuel is not None else limits.fuel,
+            "timeout_ms": timeout_s * 1000,
+            "min_pages": info.manifest.memory_pages, "max_pages": info.manifest.max_memory_pages,
+            "allocator": info.allocator_export, "max_output": info.manifest.max_output_bytes,
+            "max_log": info.manifest.max_log_bytes,
+        }
+        self._recent[plugin] = None
+        self._recent.move_to_end(plugin)
+        if len(self._recent) > 4 * WARM_PLUGINS:
+            self._recent.popitem(last=False)
+
+        started = time.perf_counter()
+        for attempt in range(SEND_ATTEMPTS):
+            try:
+                reply, worker_pid, timed_out = await self._call_once(info, request, payload, timeout_s)
+            except WorkerGone:
+                # The worker died before it received the call (e.g. killed while idle): nothing
+                # ran, so another worker may take it.
+                if attempt == SEND_ATTEMPTS - 1:
+                    raise
+                continue
+            except WorkerCrashed:
+                self._note_failure(info.name, "crash")
+                self._log_call(info, capability, None, started, None, "worker_crashed")
+                raise
+            break
+        if timed_out:
+            self._note_failure(info.name, "timeout")
+            self._log_call(info, capability, worker_pid, started, None, "call_timeout")
+            raise CallTimeout(
+                f"{plugin}.{capability} did not finish within {timeout_s:g}s; its worker was killed",
+                plugin=plugin,
+            )
+        self._emit_plugin_logs(info, reply)
+        if reply.get("ok"):
+            self._log_call(info, capability, worker_pid, started, reply.get("fuel_used"), "ok")
+            return reply["result"]
+        error = reply["error"]
+        kind = error.get("kind")
+        if kind in QUARANTINE_KINDS:
+            self._note_failure(info.name, kind)
+        exc = _error_from_reply(plugin, capability, error)
+        self._log_call(info, capability, worker_pid, started, reply.get("fuel_used"), exc.kind)
+        raise exc
+
+    async def _call_once(
+        self, info: PluginInfo, request: dict[str, Any], payload: bytes, timeout_s: float
+    ) -> tuple[dict[str, Any], int, bool]:
+        async with self._pool.borrow() as worker:
+            if info.sha256 not in worker.loaded:
+                loaded = await self._load_into(worker, self._staged_path(info), info.sha256)
+                if not loaded.get("ok"):
+                    error = loaded.get("error") or {}
+                    raise WorkerCrashed(
+                        f"a worker could not load plugin {info.name!r}: {error.get('message')}",
+                        plugin=info.name,
+                    )
+            with anyio.move_on_after(timeout_s + self.timeout_grace) as deadline:
+                reply = await worker.request(request, payload=payload)
+            if deadline.cancelled_caught:
+                worker.doomed = True
+                return {}, worker.pid, True
+            _check_reply_shape(worker, reply)
+            if not reply["ok"]:
+                kind = reply["error"].get("kind")
+                if kind in FATAL_KINDS:
+                    worker.doomed = True
+                if kind == "not_loaded":
+                    worker.loaded.discard(info.sha256)
+                    worker.doomed = True
+                    raise ProtocolError(f"worker {worker.pid} lost plugin {info.name!r}")
+            return reply, worker.pid, False
+
+    def _note_failure(self, plugin: str, kind: str) -> None:
+        if self._quarantine.record_failure(plugin):
+            log.warning("plugin.quarantined", plugin=plugin, last_failure=kind,
+                        seconds=self._quarantine.duration)
+
+    def _emit_plugin_logs(self, info: PluginInfo, reply: Mapping[str, Any]) -> None:
+        logs = reply.get("logs")
+        if not isinstance(logs, list):
+            return
+        for entry in logs:
+            if not (isinstance(entry, list) and len(entry) == 3):
+                continue
+            level, stream, message = entry
+            emit = getattr(log, str(level), None) if level in ("debug", "info", "warning", "error") else None
+            (emit or log.info)("plugin.log", plugin=info.name, stream=stream, message=message)
+        dropped = reply.get("dropped_logs")
+        if dropped:
+            log.warning("plugin.log_dropped", plugin=info.name, dropped=dropped)
+
+    @staticmethod
+    def _log_call(info: PluginInfo, capability: str, worker_pid: int | None, started: float,
+                  fuel_used: Any, outcome: str) -> None:
+        log.debug("call", plugin=info.name, capability=capability, worker_pid=worker_pid,
+                  duration_ms=round((time.perf_counter() - started) * 1000, 3),
+                  fuel_used=fuel_used, outcome=outcome)
+
+
+def _encode_input(value: Any, info: PluginInfo) -> bytes:
+    try:
+        payload = orjson.dumps(value)
+    except (TypeError, orjson.JSONEncodeError) as exc:
+        raise InvalidInput(f"input is not JSON-serialisable: {exc}", plugin=info.name) from None
+    if len(payload) > info.manifest.max_input_bytes:
+        raise InvalidInput(
+            f"input of {len(payload)} bytes exceeds the plugin's limit of "
+            f"{info.manifest.max_input_bytes} bytes (limits.maxInputBytes)", plugin=info.name,
+        )
+    return payload
+
+
+def _check_reply_shape(worker: Worker, reply: Mapping[str, Any]) -> None:
+    """A reply the supervisor cannot interpret is a protocol violation (the worker is doomed)."""
+    ok = reply.get("ok")
+    problem = None
+    if ok is True and "result" not in reply:
+        problem = "a success reply without a result"
+    elif ok is False and not (isinstance(reply.get("error"), dict)
+                              and isinstance(reply["error"].get("kind"), str)):
+        problem = "an error reply without an error kind"
+    elif ok not in (True, False):
+        problem = "a reply without an ok flag"
+    if problem:
+        worker.doomed = True
+        raise ProtocolError(f"worker {worker.pid} sent {problem}")
+
+
+def _error_from_reply(plugin: str, capability: str, error: Mapping[str, Any]) -> CortexError:
+    kind = error.get("kind")
+    message = str(error.get("message", ""))
+    where = f"{plugin}.{capability}"
+    if kind == "trap":
+        return PluginTrap(f"{where} trapped: {message}", trap_code=str(error.get("trap_code")),
+                          backtrace=str(error.get("backtrace") or ""), plugin=plugin)
+    if kind == "fuel":
+        return FuelExhausted(f"{where} ran out of fuel", plugin=plugin)
+    if kind == "timeout":
+        return CallTimeout(f"{where} passed its deadline", plugin=plugin)
+    if kind == "memory":
+        return MemoryLimitExceeded(f"{where}: {message}", plugin=plugin)
+    if kind == "plugin_error":
+        return PluginError(message, plugin=plugin)
+    if kind == "invalid_output":
+        return InvalidOutput(f"{where} returned an invalid result: {message}", plugin=plugin)
+    if kind == "no_capability":
+        return CapabilityNotFound(f"{where}: {message}", plugin=plugin)
+    return ProtocolError(f"worker reported an unknown error kind {kind!r}: {message}")
+

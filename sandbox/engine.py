@@ -1,0 +1,303 @@
+"""The worker's Wasmtime engine, its on-disk compiled-module cache, and plugin loading.
+
+One :class:`Engine` per worker process. Modules are compiled once and cached on disk, keyed by the
+wasm's SHA-256 plus everything that makes compiled code incompatible (wasmtime version, engine
+settings, CPU architecture), so a restarted worker deserialises instead of recompiling. Cached
+files carry an HMAC made with a key only the cache owner can read: a file the cache did not write
+is never deserialised (deserialising is loading native code).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import platform
+import secrets
+import time
+from dataclasses import dataclass, field
+from importlib.metadata import version as _dist_version
+from typing import Any
+
+import wasmtime
+
+WASMTIME_VERSION = _dist_version("wasmtime")
+WASM_MAGIC = b"\x00asm\x01\x00\x00\x00"
+WASI_MODULE = "wasi_snapshot_preview1"
+CORTEX_MODULE = "cortex"
+#: Exports that are never capabilities even when their signature matches.
+RESERVED_EXPORTS = frozenset(
+    {"malloc", "free", "calloc", "realloc", "cortex_alloc", "cortex_free", "_initialize", "_start"}
+)
+MAX_WASM_STACK = 512 * 1024
+_CACHE_MAGIC = b"CRTXCW01"
+
+
+class LoadError(Exception):
+    """The wasm file cannot become a plugin; ``field`` says which manifest field it concerns."""
+
+    def __init__(self, message: str, *, field: str = "entryPoint") -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def engine_settings() -> dict[str, Any]:
+    """Every engine setting that affects compiled code: part of the cache key."""
+    return {
+        "wasmtime": WASMTIME_VERSION,
+        "arch": platform.machine(),
+        "fuel": True,
+        "epoch": True,
+        "max_wasm_stack": MAX_WASM_STACK,
+        "threads": False,
+        "multi_memory": False,
+        "memory64": False,
+    }
+
+
+def make_engine() -> wasmtime.Engine:
+    """An engine with fuel metering and epoch interruption and without risky proposals."""
+    config = wasmtime.Config()
+    config.consume_fuel = True
+    config.epoch_interruption = True
+    config.max_wasm_stack = MAX_WASM_STACK
+    config.wasm_threads = False
+    config.shared_memory = False
+    config.wasm_multi_memory = False
+    config.wasm_memory64 = False
+    return wasmtime.Engine(config)
+
+
+class ModuleCache:
+    """Compiled modules on disk, authenticated with an HMAC so foreign files are ignored."""
+
+    def __init__(self, directory: str | None, engine: wasmtime.Engine) -> None:
+        self._engine = engine
+        self._dir = directory
+        self._key: bytes | None = None
+        self._settings = repr(sorted(engine_settings().items())).encode()
+        if directory:
+            try:
+                os.makedirs(directory, mode=0o700, exist_ok=True)
+                self._key = self._load_key(directory)
+            except OSError:
+                self._dir = None  # an unusable cache only costs speed
+
+    @staticmethod
+    def _load_key(directory: str) -> bytes:
+        path = os.path.join(directory, "cache.key")
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            with open(path, "rb") as existing:
+                key = existing.read()
+            if len(key) != 32:
+                raise OSError("cache key is corrupt") from None
+            return key
+        key = secrets.token_bytes(32)
+        with os.fdopen(fd, "wb") as new:
+            new.write(key)
+        return key
+
+    def _path(self, digest: str) -> str:
+        assert self._dir is not None
+        name = hashlib.sha256(digest.encode() + b"|" + self._settings).hexdigest()
+        return os.path.join(self._dir, f"{name}.cwasm")
+
+    def _mac(self, payload: bytes) -> bytes:
+        assert self._key is not None
+        return hmac.new(self._key, _CACHE_MAGIC + self._settings + payload, "sha256").digest()
+
+    def get(self, digest: str) -> wasmtime.Module | None:
+        if not self._dir:
+            return None
+        try:
+            with open(self._path(digest), "rb") as f:
+                blob = f.read()
+        except OSError:
+            return None
+        magic, mac, payload = blob[:8], blob[8:40], blob[40:]
+        if magic != _CACHE_MAGIC or not hmac.compare_digest(mac, self._mac(payload)):
+            return None
+        try:
+            return wasmtime.Module.deserialize(self._engine, payload)
+        except wasmtime.WasmtimeError:
+            return None
+
+    def put(self, digest: str, module: wasmtime.Module) -> None:
+        if not self._dir:
+            return
+        payload = bytes(module.serialize())
+        path = self._path(digest)
+        tmp = f"{path}.{os.getpid()}.tmp"
+        try:
+            with open(tmp, "wb") as f:
+                f.write(_CACHE_MAGIC + self._mac(payload) + payload)
+            os.replace(tmp, path)
+        except OSError:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+
+
+@dataclass
+class LoadedPlugin:
+    """A compiled, linked plugin ready to be instantiated once per call."""
+
+    digest: str
+    module: wasmtime.Module
+    pre: wasmtime.InstancePre
+    capabilities: frozenset[str]
+    has_initialize: bool
+    allocators: frozenset[str]
+    memory_min_pages: int
+    facts: dict[str, Any] = field(default_factory=dict)
+
+
+def _valtypes(types: Any) -> list[str]:
+    return [str(t) for t in types]
+
+
+def describe_module(module: wasmtime.Module) -> dict[str, Any]:
+    """Exports, imports and memory of ``module`` as plain JSON-able data."""
+    exports: list[dict[str, Any]] = []
+    for export in module.exports:
+        ty = export.type
+        if isinstance(ty, wasmtime.FuncType):
+            exports.append(
+                {"name": export.name, "kind": "func", "params": _valtypes(ty.params),
+                 "results": _valtypes(ty.results)}
+            )
+        elif isinstance(ty, wasmtime.MemoryType):
+            exports.append(
+                {"name": export.name, "kind": "memory", "min_pages": ty.limits.min,
+                 "max_pages": ty.limits.max, "memory64": ty.is_64, "shared": ty.is_shared}
+            )
+        elif isinstance(ty, wasmtime.TableType):
+            exports.append({"name": export.name, "kind": "table"})
+        elif isinstance(ty, wasmtime.GlobalType):
+            exports.append({"name": export.name, "kind": "global"})
+        else:
+            exports.append({"name": export.name, "kind": type(ty).__name__})
+    imports: list[dict[str, Any]] = []
+    for imp in module.imports:
+        ty = imp.type
+        entry: dict[str, Any] = {"module": imp.module, "name": imp.name}
+        if isinstance(ty, wasmtime.FuncType):
+            entry.update(kind="func", params=_valtypes(ty.params), results=_valtypes(ty.results))
+        elif isinstance(ty, wasmtime.MemoryType):
+            entry["kind"] = "memory"
+        elif isinstance(ty, wasmtime.TableType):
+            entry["kind"] = "table"
+        else:
+            entry["kind"] = "global"
+        imports.append(entry)
+    capabilities = [
+        e["name"] for e in exports
+        if e["kind"] == "func" and e["params"] == ["i32", "i32"] and e["results"] == ["i32"]
+        and e["name"] not in RESERVED_EXPORTS and not e["name"].startswith(("__", "cortex_"))
+    ]
+    memories = [e for e in exports if e["kind"] == "memory"]
+    return {
+        "exports": exports,
+        "imports": imports,
+        "capabilities": capabilities,
+        "memory": memories[0] if memories else None,
+        "has_initialize": any(e["name"] == "_initialize" and e["kind"] == "func" for e in exports),
+        "allocators": [
+            e["name"] for e in exports
+            if e["kind"] == "func" and e["name"] in ("malloc", "cortex_alloc")
+            and e["params"] == ["i32"] and e["results"] == ["i32"]
+        ],
+    }
+
+
+_CORTEX_IMPORTS = {
+    "error": (["i32", "i32"], []),
+    "log": (["i32", "i32", "i32"], []),
+}
+
+
+def check_module_shape(facts: dict[str, Any]) -> None:
+    """Refuse modules that ABI v1 does not allow, whatever the manifest says."""
+    memories = [e for e in facts["exports"] if e["kind"] == "memory"]
+    if len(memories) != 1 or memories[0]["name"] != "memory":
+        raise LoadError("the module must export exactly one linear memory, named 'memory'")
+    if memories[0]["memory64"] or memories[0]["shared"]:
+        raise LoadError("the exported memory must be a 32-bit, unshared memory")
+    if any(e["name"] == "_start" for e in facts["exports"]):
+        raise LoadError(
+            "the module exports '_start' (a WASI command); build it as a reactor "
+            "(e.g. -mexec-model=reactor) so that it has no main"
+        )
+    for imp in facts["imports"]:
+        where = f"{imp['module']}.{imp['name']}"
+        if imp["module"] == CORTEX_MODULE:
+            expected = _CORTEX_IMPORTS.get(imp["name"])
+            if expected is None:
+                raise LoadError(f"unknown host import {where!r} (the cortex module has error, log)")
+            if imp["kind"] != "func" or (imp["params"], imp["results"]) != expected:
+                raise LoadError(f"host import {where!r} has the wrong type")
+        elif imp["module"] == WASI_MODULE:
+            if imp["kind"] != "func":
+                raise LoadError(f"import {where!r} must be a function")
+        else:
+            raise LoadError(
+                f"unknown import {where!r}: plugins may import only {WASI_MODULE} and {CORTEX_MODULE}"
+            )
+
+
+def compile_module(
+    engine: wasmtime.Engine, cache: ModuleCache, wasm: bytes, digest: str
+) -> tuple[wasmtime.Module, bool]:
+    """Compile (or take from the cache) a wasm binary; returns the module and whether it was cached."""
+    if not wasm.startswith(WASM_MAGIC):
+        if wasm[:4] == b"\x00asm":
+            raise LoadError("the file is a WebAssembly component or unknown version, not a core module")
+        raise LoadError("the file is not a WebAssembly binary module (bad magic number)")
+    module = cache.get(digest)
+    if module is not None:
+        return module, True
+    try:
+        module = wasmtime.Module(engine, wasm)
+    except wasmtime.WasmtimeError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "invalid module"
+        raise LoadError(f"the module does not compile: {first}") from None
+    cache.put(digest, module)
+    return module, False
+
+
+def load_plugin(
+    engine: wasmtime.Engine, linker: wasmtime.Linker, cache: ModuleCache, path: str, digest: str
+) -> LoadedPlugin:
+    """Read, verify, compile and link the plugin at ``path`` whose SHA-256 must be ``digest``."""
+    started = time.perf_counter()
+    try:
+        with open(path, "rb") as f:
+            wasm = f.read()
+    except OSError as exc:
+        raise LoadError(f"cannot read the wasm file: {exc.strerror}") from None
+    actual = hashlib.sha256(wasm).hexdigest()
+    if actual != digest:
+        raise LoadError(f"the wasm file changed while loading (sha256 {actual}, expected {digest})")
+    module, cached = compile_module(engine, cache, wasm, digest)
+    facts = describe_module(module)
+    check_module_shape(facts)
+    try:
+        pre = linker.instantiate_pre(module)
+    except wasmtime.WasmtimeError as exc:
+        raise LoadError(f"the module cannot be linked: {str(exc).strip().splitlines()[0]}") from None
+    facts["cache"] = "hit" if cached else "miss"
+    facts["load_ms"] = round((time.perf_counter() - started) * 1000, 3)
+    memory = facts["memory"]
+    return LoadedPlugin(
+        digest=digest,
+        module=module,
+        pre=pre,
+        capabilities=frozenset(facts["capabilities"]),
+        has_initialize=facts["has_initialize"],
+        allocators=frozenset(facts["allocators"]),
+        memory_min_pages=memory["min_pages"],
+        facts=facts,
+    )

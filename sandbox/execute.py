@@ -1,0 +1,356 @@
+"""Run one capability call on a fresh instance, following ABI v1 (docs/abi.md).
+
+Everything the guest hands back (allocator pointers, result pointer, length header, bytes) is
+untrusted: wasmtime-py returns i32 as *signed* Python ints and ``Memory.read`` clamps slices
+silently, so every offset is masked to u32 and checked against the memory size before any read.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import math
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import wasmtime
+
+from .engine import CORTEX_MODULE, LoadedPlugin
+
+PAGE = 65536
+U32 = 0xFFFFFFFF
+MAX_MESSAGE_BYTES = 4096
+EPOCH_TICK_SECONDS = 0.002
+LEVELS = {0: "debug", 1: "info", 2: "warning", 3: "error"}
+
+
+class CallFailed(Exception):
+    """A call ended without a valid result; ``kind`` maps to a host error class."""
+
+    def __init__(self, kind: str, message: str, *, trap_code: str | None = None,
+                 backtrace: str = "") -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+        self.trap_code = trap_code
+        self.backtrace = backtrace
+
+
+class HostTrap(Exception):
+    """Raised inside a host import to trap the guest (e.g. an out-of-bounds pointer)."""
+
+
+@dataclass
+class CallContext:
+    """What host imports may touch during one call, and what they collected."""
+
+    max_log_bytes: int
+    error: str | None = None
+    logs: list[list[str]] = field(default_factory=list)
+    log_bytes: int = 0
+    dropped_logs: int = 0
+    streams: dict[str, bytearray] = field(default_factory=dict)
+
+    def add_log(self, level: str, stream: str, data: bytes) -> None:
+        if self.log_bytes + len(data) > self.max_log_bytes:
+            self.dropped_logs += 1
+            return
+        self.log_bytes += len(data)
+        text = data[:MAX_MESSAGE_BYTES].decode("utf-8", "replace")
+        self.logs.append([level, stream, text])
+
+    def write_stream(self, stream: str, data: bytes) -> None:
+        buffer = self.streams.setdefault(stream, bytearray())
+        room = self.max_log_bytes - self.log_bytes - len(buffer)
+        if room <= 0:
+            self.dropped_logs += 1
+            return
+        buffer += data[:room]
+
+    def flush_streams(self) -> None:
+        for stream, buffer in self.streams.items():
+            for line in bytes(buffer).splitlines():
+                if line.strip():
+                    self.add_log("info", stream, line)
+        self.streams.clear()
+
+
+def read_guest(memory: wasmtime.Memory, store: Any, ptr: int, length: int) -> bytes:
+    """Copy ``length`` bytes at ``ptr`` out of guest memory, or raise ``IndexError``."""
+    ptr &= U32
+    length &= U32
+    if ptr + length > memory.data_len(store):
+        raise IndexError(f"range {ptr}+{length} is past the end of memory")
+    if length == 0:
+        return b""
+    return bytes(memory.get_buffer_ptr(store, length, ptr))
+
+
+class EpochTicker:
+    """Advances the engine's epoch while a call runs, so deadlines become traps."""
+
+    def __init__(self, engine: wasmtime.Engine) -> None:
+        self._engine = engine
+        self._active = threading.Event()
+        threading.Thread(target=self._run, name="epoch-ticker", daemon=True).start()
+
+    def _run(self) -> None:
+        while True:
+            self._active.wait()
+            time.sleep(EPOCH_TICK_SECONDS)
+            self._engine.increment_epoch()
+
+    def start(self) -> None:
+        self._active.set()
+
+    def stop(self) -> None:
+        self._active.clear()
+
+
+def ticks_for(timeout_ms: float) -> int:
+    return max(1, math.ceil(timeout_ms / 1000 / EPOCH_TICK_SECONDS)) + 1
+
+
+def _split_trap(text: str) -> tuple[str, str]:
+    """Wasmtime's trap text holds a backtrace and a 'Caused by' reason; separate them."""
+    backtrace, _, cause = text.partition("Caused by:")
+    reason = " ".join(cause.split()) or text.strip().splitlines()[0]
+    reason = reason.removeprefix("wasm trap: ")
+    trace = "\n".join(
+        line.strip() for line in backtrace.splitlines()
+        if line.strip() and "wasm backtrace" not in line
+    )
+    return reason, trace
+
+
+class Executor:
+    """Holds the linker (WASI + ``cortex`` imports) and runs calls one at a time."""
+
+    def __init__(self, engine: wasmtime.Engine) -> None:
+        self.engine = engine
+        self.linker = wasmtime.Linker(engine)
+        self.linker.define_wasi()
+        i32 = wasmtime.ValType.i32()
+        self.linker.define_func(
+            CORTEX_MODULE, "error", wasmtime.FuncType([i32, i32], []), self._host_error,
+            access_caller=True,
+        )
+        self.linker.define_func(
+            CORTEX_MODULE, "log", wasmtime.FuncType([i32, i32, i32], []), self._host_log,
+            access_caller=True,
+        )
+        self.ticker = EpochTicker(engine)
+        self._ctx: CallContext | None = None
+        #: What the most recent call logged and burned, kept for failure reports.
+        self.last_context: CallContext | None = None
+        self.last_fuel_used = 0
+
+    # -- host imports -------------------------------------------------------------------------
+
+    def _guest_bytes(self, caller: wasmtime.Caller, ptr: int, length: int) -> bytes:
+        memory = caller.get("memory")
+        if not isinstance(memory, wasmtime.Memory):
+            raise HostTrap("host_no_memory")
+        try:
+            return read_guest(memory, caller, ptr, min(length & U32, MAX_MESSAGE_BYTES))
+        except IndexError:
+            raise HostTrap("host_memory_out_of_bounds") from None
+
+    def _host_error(self, caller: wasmtime.Caller, ptr: int, length: int) -> None:
+        data = self._guest_bytes(caller, ptr, length)
+        if self._ctx is not None and self._ctx.error is None:
+            self._ctx.error = data.decode("utf-8", "replace")
+
+    def _host_log(self, caller: wasmtime.Caller, level: int, ptr: int, length: int) -> None:
+        data = self._guest_bytes(caller, ptr, length)
+        if self._ctx is not None:
+            self._ctx.add_log(LEVELS.get(level, "info"), "log", data)
+
+    # -- one call -----------------------------------------------------------------------------
+
+    def call(
+        self,
+        plugin: LoadedPlugin,
+        export: str,
+        payload: bytes,
+        *,
+        fuel: int,
+        timeout_ms: float,
+        min_pages: int,
+        max_pages: int,
+        allocator: str,
+        max_output: int,
+        max_log: int,
+    ) -> tuple[dict[str, Any], CallContext]:
+        """Run ``export`` on a fresh instance; return the frame fields and the collected logs."""
+        ctx = CallContext(max_log_bytes=max_log)
+        store = wasmtime.Store(self.engine)
+        store.set_fuel(fuel)
+        store.set_epoch_deadline(ticks_for(timeout_ms))
+        store.set_limits(memory_size=max_pages * PAGE, table_elements=100_000, instances=1,
+                         tables=4, memories=1)
+        wasi = wasmtime.WasiConfig()
+        wasi.stdout_custom = lambda data: ctx.write_stream("stdout", data)
+        wasi.stderr_custom = lambda data: ctx.write_stream("stderr", data)
+        store.set_wasi(wasi)
+        memory: wasmtime.Memory | None = None
+        setup_bytes = 0
+        self._ctx = ctx
+        started = time.perf_counter()
+        self.ticker.start()
+        try:
+            if plugin.memory_min_pages > max_pages:
+                raise CallFailed(
+                    "memory", f"the module needs {plugin.memory_min_pages} pages of memory at start, "
+                    f"over the limit of {max_pages} pages",
+                )
+            try:
+                instance = plugin.pre.instantiate(store)
+            except wasmtime.WasmtimeError as exc:
+                if isinstance(exc, wasmtime.Trap):
+                    raise
+                raise CallFailed("trap", f"instantiation failed: {_split_trap(str(exc))[0]}",
+                                 trap_code="instantiation") from None
+            exports = instance.exports(store)
+            memory = exports["memory"]
+            assert isinstance(memory, wasmtime.Memory)
+            current = memory.data_len(store) // PAGE
+            if min_pages > current:
+                try:
+                    memory.grow(store, min_pages - current)
+                except wasmtime.WasmtimeError:
+                    raise CallFailed(
+                        "memory", f"cannot grow memory to wasm.memoryPages={min_pages} pages",
+                    ) from None
+            setup_bytes = memory.data_len(store)
+            if plugin.has_initialize:
+                exports["_initialize"](store)
+            ptr = self._write_input(exports, memory, store, allocator, payload)
+            func = exports[export]
+            result_ptr = func(store, ptr, len(payload)) & U32
+            output = self._read_output(memory, store, result_ptr, max_output, ctx)
+        except CallFailed as failed:
+            raise self._finish_failure(failed, ctx, memory, store, max_pages, setup_bytes) from None
+        except HostTrap as trap:
+            failed = CallFailed("trap", f"host import refused the call: {trap}", trap_code=str(trap))
+            raise self._finish_failure(failed, ctx, memory, store, max_pages, setup_bytes) from None
+        except wasmtime.ExitTrap as exit_trap:
+            failed = self._classify_exit(exit_trap, ctx)
+            raise self._finish_failure(failed, ctx, memory, store, max_pages, setup_bytes) from None
+        except wasmtime.Trap as trap:
+            failed = self._classify_trap(trap)
+            raise self._finish_failure(failed, ctx, memory, store, max_pages, setup_bytes) from None
+        except wasmtime.WasmtimeError as exc:
+            reason, trace = _split_trap(str(exc))
+            failed = CallFailed("trap", reason, trap_code="host", backtrace=trace)
+            raise self._finish_failure(failed, ctx, memory, store, max_pages, setup_bytes) from None
+        finally:
+            self.ticker.stop()
+            self._ctx = None
+            ctx.flush_streams()
+            self.last_context = ctx
+            try:
+                self.last_fuel_used = fuel - store.get_fuel()
+            except wasmtime.WasmtimeError:
+                self.last_fuel_used = fuel
+        fields = {
+            "result": orjson.Fragment(output),
+            "fuel_used": fuel - store.get_fuel(),
+            "elapsed_us": int((time.perf_counter() - started) * 1e6),
+        }
+        return fields, ctx
+
+    @staticmethod
+    def _write_input(exports: Any, memory: wasmtime.Memory, store: wasmtime.Store,
+                     allocator: str, payload: bytes) -> int:
+        alloc = exports[allocator]
+        ptr = alloc(store, max(len(payload), 1)) & U32
+        if ptr == 0:
+            raise CallFailed("invalid_output", f"allocator {allocator!r} returned a null pointer")
+        if ptr + len(payload) > memory.data_len(store):
+            raise CallFailed(
+                "invalid_output", f"allocator {allocator!r} returned {ptr}, past the end of memory"
+            )
+        if payload:
+            ctypes.memmove(memory.get_buffer_ptr(store, len(payload), ptr), payload, len(payload))
+        return ptr
+
+    @staticmethod
+    def _read_output(memory: wasmtime.Memory, store: wasmtime.Store, result_ptr: int,
+                     max_output: int, ctx: CallContext) -> bytes:
+        if ctx.error is not None:
+            raise CallFailed("plugin_error", ctx.error)
+        if result_ptr == 0:
+            raise CallFailed(
+                "invalid_output", "the capability returned a null result pointer without "
+                "reporting an error through cortex.error",
+            )
+        try:
+            header = read_guest(memory, store, result_ptr, 4)
+        except IndexError:
+            raise CallFailed(
+                "invalid_output", f"result pointer {result_ptr} is past the end of memory "
+                f"({memory.data_len(store)} bytes)",
+            ) from None
+        length = int.from_bytes(header, "little")
+        if length > max_output:
+            raise CallFailed(
+                "invalid_output", f"output of {length} bytes exceeds the {max_output}-byte cap"
+            )
+        try:
+            data = read_guest(memory, store, result_ptr + 4, length)
+        except IndexError:
+            raise CallFailed(
+                "invalid_output", f"result of {length} bytes at {result_ptr + 4} runs past the "
+                f"end of memory ({memory.data_len(store)} bytes)",
+            ) from None
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise CallFailed("invalid_output", f"output is not valid UTF-8: {exc.reason} "
+                             f"at byte {exc.start}") from None
+        try:
+            orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
+            raise CallFailed("invalid_output", f"output is not valid JSON: {exc}") from None
+        return data
+
+    @staticmethod
+    def _classify_trap(trap: wasmtime.Trap) -> CallFailed:
+        reason, trace = _split_trap(str(trap))
+        code = trap.trap_code
+        if code == wasmtime.TrapCode.OUT_OF_FUEL:
+            return CallFailed("fuel", "the call ran out of fuel", backtrace=trace)
+        if code == wasmtime.TrapCode.INTERRUPT:
+            return CallFailed("timeout", "the call passed its wall-clock deadline", backtrace=trace)
+        name = code.name.lower() if code is not None else "unknown"
+        return CallFailed("trap", reason, trap_code=name, backtrace=trace)
+
+    @staticmethod
+    def _classify_exit(exit_trap: wasmtime.ExitTrap, ctx: CallContext) -> CallFailed:
+        if ctx.error is not None:
+            return CallFailed("plugin_error", ctx.error)
+        if exit_trap.code == 0:
+            return CallFailed("invalid_output", "the plugin called proc_exit(0) without a result")
+        return CallFailed("trap", f"the plugin called proc_exit({exit_trap.code})", trap_code="exit")
+
+    @staticmethod
+    def _finish_failure(failed: CallFailed, ctx: CallContext, memory: wasmtime.Memory | None,
+                        store: wasmtime.Store, max_pages: int, setup_bytes: int) -> CallFailed:
+        """A failure after the guest grew its memory to the cap is the memory limit it really is."""
+        if failed.kind in ("trap", "fuel", "timeout", "invalid_output") and memory is not None:
+            try:
+                size = memory.data_len(store)
+            except wasmtime.WasmtimeError:
+                size = 0
+            grew_to_cap = size > setup_bytes and size + PAGE > max_pages * PAGE
+            if grew_to_cap and (failed.kind != "invalid_output" or "null" in failed.message):
+                return CallFailed(
+                    "memory", f"memory limit of {max_pages} pages reached ({failed.message})",
+                    backtrace=failed.backtrace,
+                )
+        if failed.kind != "plugin_error" and ctx.error is not None and failed.kind == "trap":
+            failed.message += f" (the plugin reported: {ctx.error})"
+        return failed

@@ -1,0 +1,102 @@
+"""Length-prefixed JSON frames: the wire format between supervisor and worker.
+
+A frame is a 4-byte big-endian unsigned length followed by that many bytes of one UTF-8 JSON object.
+Both sides refuse frames larger than ``MAX_FRAME_BYTES`` before reading their body, so a hostile
+peer cannot make the other side allocate without bound. This module is shared by the worker (which
+uses the blocking helpers) and the supervisor (which feeds bytes to :class:`FrameDecoder`).
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from typing import Any
+
+import orjson
+
+HEADER = struct.Struct(">I")
+HEADER_SIZE = HEADER.size
+#: Inputs and outputs are capped at 16 MiB by the manifest; the rest is envelope.
+MAX_FRAME_BYTES = 32 * 1024 * 1024
+PROTOCOL_VERSION = 1
+
+
+class FrameError(Exception):
+    """The byte stream is not a valid sequence of frames."""
+
+
+def encode_frame(message: dict[str, Any] | bytes, *, limit: int = MAX_FRAME_BYTES) -> bytes:
+    """Serialise ``message`` (or pre-serialised JSON bytes) into one frame."""
+    body = message if isinstance(message, bytes) else orjson.dumps(message)
+    if len(body) > limit:
+        raise FrameError(f"frame of {len(body)} bytes exceeds the {limit}-byte limit")
+    return HEADER.pack(len(body)) + body
+
+
+def decode_body(body: bytes) -> dict[str, Any]:
+    """Parse a frame body, insisting on a JSON object."""
+    try:
+        message = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise FrameError(f"frame body is not valid UTF-8 JSON: {exc}") from None
+    if not isinstance(message, dict):
+        raise FrameError(f"frame body is a JSON {type(message).__name__}, not an object")
+    return message
+
+
+class FrameDecoder:
+    """Incremental decoder: feed it bytes as they arrive, take out whole messages."""
+
+    def __init__(self, *, limit: int = MAX_FRAME_BYTES) -> None:
+        self._buffer = bytearray()
+        self._limit = limit
+
+    def feed(self, data: bytes) -> list[dict[str, Any]]:
+        """Add ``data`` and return every message it completed (maybe none)."""
+        self._buffer += data
+        messages: list[dict[str, Any]] = []
+        while len(self._buffer) >= HEADER_SIZE:
+            (length,) = HEADER.unpack_from(self._buffer)
+            if length > self._limit:
+                raise FrameError(f"frame header announces {length} bytes, over the {self._limit}-byte limit")
+            end = HEADER_SIZE + length
+            if len(self._buffer) < end:
+                break
+            body = bytes(self._buffer[HEADER_SIZE:end])
+            del self._buffer[:end]
+            messages.append(decode_body(body))
+        return messages
+
+    @property
+    def pending(self) -> int:
+        """Bytes received that do not yet form a whole frame."""
+        return len(self._buffer)
+
+
+def read_exactly(fd: int, size: int) -> bytes:
+    """Blocking read of exactly ``size`` bytes; ``EOFError`` if the peer closed first."""
+    chunks: list[bytes] = []
+    remaining = size
+    while remaining:
+        chunk = os.read(fd, min(remaining, 1 << 20))
+        if not chunk:
+            raise EOFError("peer closed the channel")
+        chunks.append(chunk)
+        remaining -= len(chunk)
+    return b"".join(chunks)
+
+
+def read_frame(fd: int, *, limit: int = MAX_FRAME_BYTES) -> dict[str, Any]:
+    """Blocking read of one frame from ``fd``."""
+    (length,) = HEADER.unpack(read_exactly(fd, HEADER_SIZE))
+    if length > limit:
+        raise FrameError(f"frame header announces {length} bytes, over the {limit}-byte limit")
+    return decode_body(read_exactly(fd, length))
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """Blocking write of all of ``data``."""
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
