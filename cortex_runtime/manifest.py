@@ -23,10 +23,10 @@ MAX_MANIFEST_BYTES = 256 * 1024
 WASM_PAGE_LIMIT = 65536
 HARD_IO_CAP = 16 * 1024 * 1024
 
-NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
-VERSION_RE = re.compile(r"^\d+\.\d+\.\d+(?:[-+][0-9A-Za-z.+-]+)?$")
-CAPABILITY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,127}$")
-SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}\Z")
+VERSION_RE = re.compile(r"^\d+\.\d+\.\d+(?:[-+][0-9A-Za-z.+-]+)?\Z")
+CAPABILITY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,127}\Z")
+SHA256_RE = re.compile(r"^[0-9a-f]{64}\Z")
 ALLOCATORS = {"wasi": "malloc", "custom": "cortex_alloc"}
 
 DEFAULT_TIMEOUT_MS = 1000
@@ -111,7 +111,7 @@ class _Reader:
                 raise self.fail(key, "is required")
             return None
         value = self.data[key]
-        if kind is int and isinstance(value, bool) or not isinstance(value, kind):
+        if (kind is int and isinstance(value, bool)) or not isinstance(value, kind):
             names = kind.__name__ if isinstance(kind, type) else "/".join(k.__name__ for k in kind)
             shown = {"str": "a string", "int": "an integer", "dict": "an object",
                      "bool": "true or false"}.get(names, names)
@@ -175,7 +175,9 @@ def parse_manifest(data: Any, *, root: Path, source: str = MANIFEST_NAME) -> Man
                              max(DEFAULT_MAX_MEMORY_PAGES, memory_pages))
     if max_pages < memory_pages:
         raise wasm.fail("maxMemoryPages", f"({max_pages}) must be at least memoryPages ({memory_pages})")
-    allocator = wasm.get("allocator", str) or "auto"
+    allocator = wasm.get("allocator", str)
+    if allocator is None:
+        allocator = "auto"
     if allocator not in ("auto", *ALLOCATORS):
         raise wasm.fail("allocator", f"must be \"wasi\" (libc malloc), \"custom\" (cortex_alloc) "
                         f"or \"auto\", got {allocator!r}")
@@ -254,6 +256,8 @@ def load_manifest(path: str | os.PathLike[str]) -> Manifest:
         raise ManifestError("no plugin.json here", path=shown) from None
     except OSError as exc:
         raise ManifestError(f"cannot read the manifest: {exc.strerror}", path=shown) from None
+    except ValueError:  # e.g. a NUL byte in the path
+        raise ManifestError("is not a valid path", path=shown) from None
     if len(raw) > MAX_MANIFEST_BYTES:
         raise ManifestError(f"the manifest is larger than {MAX_MANIFEST_BYTES} bytes", path=shown)
     try:
@@ -270,7 +274,10 @@ def load_manifest(path: str | os.PathLike[str]) -> Manifest:
 
 def manifest_for_wasm(path: str | os.PathLike[str], **overrides: Any) -> Manifest:
     """A default manifest for a bare ``.wasm`` file (the testing helper's convenience)."""
-    wasm = Path(path).resolve()
+    try:
+        wasm = Path(path).resolve()
+    except (OSError, ValueError, RuntimeError):  # a NUL byte in the path; a symlink loop
+        raise ManifestError("is not a valid path", path=str(path)) from None
     if not wasm.is_file():
         raise ManifestError("no such file", path=str(path))
     stem = re.sub(r"[^a-z0-9._-]+", "-", wasm.stem.lower()).strip("-._") or "plugin"

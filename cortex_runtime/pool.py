@@ -219,7 +219,7 @@ class WorkerPool:
         excess = len(self._restarts) - self.config.max_restarts + self._consecutive_start_failures
         if excess <= 0:
             return 0.0
-        return min(self.config.backoff_max, self.config.backoff_initial * 2 ** (excess - 1))
+        return float(min(self.config.backoff_max, self.config.backoff_initial * 2.0 ** (excess - 1)))
 
     async def _spawn_replacement(self, spare: bool, counted: bool) -> None:
         try:

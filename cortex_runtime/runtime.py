@@ -143,11 +143,14 @@ class Runtime:
         self, exc_type: type[BaseException] | None, exc: BaseException | None,
         tb: TracebackType | None,
     ) -> bool | None:
+        """Stop the workers and the pool's background tasks. The caller's exception (if any)
+        propagates unchanged: it is not handed to the task group, which would wrap it."""
         self._open = False
         await self._pool.close()
         assert self._tg is not None
         self._tg.cancel_scope.cancel()
-        return await self._tg.__aexit__(exc_type, exc, tb)
+        await self._tg.__aexit__(None, None, None)
+        return None
 
     def _check_open(self) -> None:
         if not self._open:
@@ -171,12 +174,11 @@ class Runtime:
         return dict(self._pool.stats)
 
     async def _scan(self, directory: Path) -> None:
-        if not directory.is_dir():
+        children = await anyio.to_thread.run_sync(plugin_folders, directory)
+        if children is None:
             log.info("plugin.dir_missing", directory=str(directory))
             return
-        for child in sorted(directory.iterdir()):
-            if not (child / MANIFEST_NAME).is_file():
-                continue
+        for child in children:
             try:
                 await self.load(child)
             except CortexError as exc:
@@ -186,11 +188,7 @@ class Runtime:
     async def load(self, path: str | os.PathLike[str]) -> PluginInfo:
         """Load a plugin folder, a ``plugin.json``, or a bare ``.wasm`` (with default limits)."""
         self._check_open()
-        target = Path(path)
-        if target.suffix == ".wasm" and target.is_file():
-            manifest = manifest_for_wasm(target)
-        else:
-            manifest = load_manifest(target)
+        manifest = await anyio.to_thread.run_sync(read_manifest, Path(path))
         existing = self._plugins.get(manifest.name)
         if existing is not None and existing.manifest.root != manifest.root:
             raise ManifestError(
@@ -208,11 +206,7 @@ class Runtime:
     async def inspect(self, path: str | os.PathLike[str]) -> dict[str, Any]:
         """Exports, imports, memory and capabilities of a ``.wasm`` or plugin, without loading it."""
         self._check_open()
-        target = Path(path)
-        if target.suffix == ".wasm" and target.is_file():
-            manifest = manifest_for_wasm(target)
-        else:
-            manifest = load_manifest(target)
+        manifest = await anyio.to_thread.run_sync(read_manifest, Path(path))
         digest, staged = await self._stage(manifest)
         facts = await self._load_facts(staged, digest, manifest)
         report = dict(facts)
@@ -436,6 +430,20 @@ class Runtime:
         log.debug("call", plugin=info.name, capability=capability, worker_pid=worker_pid,
                   duration_ms=round((time.perf_counter() - started) * 1000, 3),
                   fuel_used=fuel_used, outcome=outcome)
+
+
+def read_manifest(target: Path) -> Manifest:
+    """The manifest of a plugin folder or ``plugin.json``, or a default one for a bare ``.wasm``."""
+    if target.suffix == ".wasm" and target.is_file():
+        return manifest_for_wasm(target)
+    return load_manifest(target)
+
+
+def plugin_folders(directory: Path) -> list[Path] | None:
+    """The sub-folders of ``directory`` that hold a ``plugin.json`` (None if it is no folder)."""
+    if not directory.is_dir():
+        return None
+    return [child for child in sorted(directory.iterdir()) if (child / MANIFEST_NAME).is_file()]
 
 
 def _encode_input(value: Any, info: PluginInfo) -> bytes:

@@ -9,6 +9,7 @@ body is read, and anything unexpected is a :class:`ProtocolError`.
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
 import subprocess
 import sys
@@ -17,12 +18,18 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import orjson
 import anyio.abc
+import orjson
 import psutil
 import structlog
 
-from sandbox.framing import MAX_FRAME_BYTES, PROTOCOL_VERSION, FrameDecoder, FrameError, encode_frame
+from sandbox.framing import (
+    MAX_FRAME_BYTES,
+    PROTOCOL_VERSION,
+    FrameDecoder,
+    FrameError,
+    encode_frame,
+)
 
 from .errors import ProtocolError, WorkerCrashed
 
@@ -107,10 +114,8 @@ class Worker:
     async def kill(self) -> None:
         """SIGKILL the worker, reap it, and close our ends of its pipes. Safe to call twice."""
         if self.process.returncode is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 self.process.kill()
-            except ProcessLookupError:
-                pass
         self._close_fds()
         with anyio.CancelScope(shield=True):
             await self.process.wait()

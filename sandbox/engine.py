@@ -9,6 +9,7 @@ is never deserialised (deserialising is loading native code).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import os
@@ -135,10 +136,8 @@ class ModuleCache:
                 f.write(_CACHE_MAGIC + self._mac(payload) + payload)
             os.replace(tmp, path)
         except OSError:
-            try:
+            with contextlib.suppress(OSError):
                 os.unlink(tmp)
-            except OSError:
-                pass
 
 
 @dataclass
@@ -213,7 +212,7 @@ def describe_module(module: wasmtime.Module) -> dict[str, Any]:
     }
 
 
-_CORTEX_IMPORTS = {
+_CORTEX_IMPORTS: dict[str, tuple[list[str], list[str]]] = {
     "error": (["i32", "i32"], []),
     "log": (["i32", "i32", "i32"], []),
 }

@@ -88,6 +88,21 @@ def read_guest(memory: wasmtime.Memory, store: Any, ptr: int, length: int) -> by
     return bytes(memory.get_buffer_ptr(store, length, ptr))
 
 
+@dataclass
+class _CallState:
+    """What the failure classifier needs to know about how far a call got."""
+
+    memory: wasmtime.Memory | None = None
+    setup_bytes: int = 0
+
+
+def _func(exports: Any, name: str) -> wasmtime.Func:
+    func = exports[name]
+    if not isinstance(func, wasmtime.Func):
+        raise CallFailed("trap", f"export {name!r} is not a function", trap_code="bad_export")
+    return func
+
+
 class EpochTicker:
     """Advances the engine's epoch while a call runs, so deadlines become traps."""
 
@@ -195,57 +210,16 @@ class Executor:
         wasi.stdout_custom = lambda data: ctx.write_stream("stdout", data)
         wasi.stderr_custom = lambda data: ctx.write_stream("stderr", data)
         store.set_wasi(wasi)
-        memory: wasmtime.Memory | None = None
-        setup_bytes = 0
+        state = _CallState()
         self._ctx = ctx
         started = time.perf_counter()
         self.ticker.start()
         try:
-            if plugin.memory_min_pages > max_pages:
-                raise CallFailed(
-                    "memory", f"the module needs {plugin.memory_min_pages} pages of memory at start, "
-                    f"over the limit of {max_pages} pages",
-                )
-            try:
-                instance = plugin.pre.instantiate(store)
-            except wasmtime.WasmtimeError as exc:
-                if isinstance(exc, wasmtime.Trap):
-                    raise
-                raise CallFailed("trap", f"instantiation failed: {_split_trap(str(exc))[0]}",
-                                 trap_code="instantiation") from None
-            exports = instance.exports(store)
-            memory = exports["memory"]
-            assert isinstance(memory, wasmtime.Memory)
-            current = memory.data_len(store) // PAGE
-            if min_pages > current:
-                try:
-                    memory.grow(store, min_pages - current)
-                except wasmtime.WasmtimeError:
-                    raise CallFailed(
-                        "memory", f"cannot grow memory to wasm.memoryPages={min_pages} pages",
-                    ) from None
-            setup_bytes = memory.data_len(store)
-            if plugin.has_initialize:
-                exports["_initialize"](store)
-            ptr = self._write_input(exports, memory, store, allocator, payload)
-            func = exports[export]
-            result_ptr = func(store, ptr, len(payload)) & U32
-            output = self._read_output(memory, store, result_ptr, max_output, ctx)
-        except CallFailed as failed:
-            raise self._finish_failure(failed, ctx, memory, store, max_pages, setup_bytes) from None
-        except HostTrap as trap:
-            failed = CallFailed("trap", f"host import refused the call: {trap}", trap_code=str(trap))
-            raise self._finish_failure(failed, ctx, memory, store, max_pages, setup_bytes) from None
-        except wasmtime.ExitTrap as exit_trap:
-            failed = self._classify_exit(exit_trap, ctx)
-            raise self._finish_failure(failed, ctx, memory, store, max_pages, setup_bytes) from None
-        except wasmtime.Trap as trap:
-            failed = self._classify_trap(trap)
-            raise self._finish_failure(failed, ctx, memory, store, max_pages, setup_bytes) from None
-        except wasmtime.WasmtimeError as exc:
-            reason, trace = _split_trap(str(exc))
-            failed = CallFailed("trap", reason, trap_code="host", backtrace=trace)
-            raise self._finish_failure(failed, ctx, memory, store, max_pages, setup_bytes) from None
+            output = self._run(plugin, export, payload, store, state, ctx, min_pages=min_pages,
+                               max_pages=max_pages, allocator=allocator, max_output=max_output)
+        except (CallFailed, HostTrap, wasmtime.WasmtimeError) as exc:
+            failed = self._classify(exc, ctx)
+            raise self._finish_failure(failed, ctx, state, store, max_pages) from None
         finally:
             self.ticker.stop()
             self._ctx = None
@@ -262,11 +236,57 @@ class Executor:
         }
         return fields, ctx
 
+    def _run(self, plugin: LoadedPlugin, export: str, payload: bytes, store: wasmtime.Store,
+             state: _CallState, ctx: CallContext, *, min_pages: int, max_pages: int, allocator: str,
+             max_output: int) -> bytes:
+        if plugin.memory_min_pages > max_pages:
+            raise CallFailed(
+                "memory", f"the module needs {plugin.memory_min_pages} pages of memory at start, "
+                f"over the limit of {max_pages} pages",
+            )
+        try:
+            instance = plugin.pre.instantiate(store)
+        except wasmtime.Trap:
+            raise
+        except wasmtime.WasmtimeError as exc:
+            raise CallFailed("trap", f"instantiation failed: {_split_trap(str(exc))[0]}",
+                             trap_code="instantiation") from None
+        exports = instance.exports(store)
+        memory = exports["memory"]
+        if not isinstance(memory, wasmtime.Memory):
+            raise CallFailed("trap", "the module has no linear memory", trap_code="instantiation")
+        state.memory = memory
+        current = memory.data_len(store) // PAGE
+        if min_pages > current:
+            try:
+                memory.grow(store, min_pages - current)
+            except wasmtime.WasmtimeError:
+                raise CallFailed(
+                    "memory", f"cannot grow memory to wasm.memoryPages={min_pages} pages",
+                ) from None
+        state.setup_bytes = memory.data_len(store)
+        if plugin.has_initialize:
+            _func(exports, "_initialize")(store)
+        ptr = self._write_input(_func(exports, allocator), memory, store, allocator, payload)
+        result_ptr = int(_func(exports, export)(store, ptr, len(payload))) & U32
+        return self._read_output(memory, store, result_ptr, max_output, ctx)
+
+    def _classify(self, exc: Exception, ctx: CallContext) -> CallFailed:
+        if isinstance(exc, CallFailed):
+            return exc
+        if isinstance(exc, HostTrap):
+            return CallFailed("trap", f"host import refused the call: {exc}", trap_code=str(exc))
+        if isinstance(exc, wasmtime.ExitTrap):
+            return self._classify_exit(exc, ctx)
+        if isinstance(exc, wasmtime.Trap):
+            return self._classify_trap(exc)
+        reason, trace = _split_trap(str(exc))
+        return CallFailed("trap", reason, trap_code="host", backtrace=trace)
+
     @staticmethod
-    def _write_input(exports: Any, memory: wasmtime.Memory, store: wasmtime.Store,
+    def _write_input(alloc: wasmtime.Func, memory: wasmtime.Memory, store: wasmtime.Store,
                      allocator: str, payload: bytes) -> int:
-        alloc = exports[allocator]
-        ptr = alloc(store, max(len(payload), 1)) & U32
+        ptr = int(alloc(store, max(len(payload), 1))) & U32
         if ptr == 0:
             raise CallFailed("invalid_output", f"allocator {allocator!r} returned a null pointer")
         if ptr + len(payload) > memory.data_len(store):
@@ -337,15 +357,15 @@ class Executor:
         return CallFailed("trap", f"the plugin called proc_exit({exit_trap.code})", trap_code="exit")
 
     @staticmethod
-    def _finish_failure(failed: CallFailed, ctx: CallContext, memory: wasmtime.Memory | None,
-                        store: wasmtime.Store, max_pages: int, setup_bytes: int) -> CallFailed:
+    def _finish_failure(failed: CallFailed, ctx: CallContext, state: _CallState,
+                        store: wasmtime.Store, max_pages: int) -> CallFailed:
         """A failure after the guest grew its memory to the cap is the memory limit it really is."""
-        if failed.kind in ("trap", "fuel", "timeout", "invalid_output") and memory is not None:
+        if failed.kind in ("trap", "fuel", "timeout", "invalid_output") and state.memory is not None:
             try:
-                size = memory.data_len(store)
+                size = state.memory.data_len(store)
             except wasmtime.WasmtimeError:
                 size = 0
-            grew_to_cap = size > setup_bytes and size + PAGE > max_pages * PAGE
+            grew_to_cap = size > state.setup_bytes and size + PAGE > max_pages * PAGE
             if grew_to_cap and (failed.kind != "invalid_output" or "null" in failed.message):
                 return CallFailed(
                     "memory", f"memory limit of {max_pages} pages reached ({failed.message})",

@@ -24,7 +24,14 @@ def main(argv: list[str]) -> None:
 
     import orjson
 
-    from .engine import WASMTIME_VERSION, LoadError, LoadedPlugin, ModuleCache, load_plugin, make_engine
+    from .engine import (
+        WASMTIME_VERSION,
+        LoadedPlugin,
+        LoadError,
+        ModuleCache,
+        load_plugin,
+        make_engine,
+    )
     from .execute import CallFailed, Executor
 
     engine = make_engine()
@@ -68,13 +75,13 @@ def main(argv: list[str]) -> None:
                     max_log=int(request["max_log"]),
                 )
             except CallFailed as failed:
-                ctx = executor.last_context
+                last = executor.last_context
                 send({"id": call_id, "ok": False,
                       "error": {"kind": failed.kind, "message": failed.message,
                                 "trap_code": failed.trap_code, "backtrace": failed.backtrace},
                       "fuel_used": executor.last_fuel_used,
-                      "logs": ctx.logs if ctx else [],
-                      "dropped_logs": ctx.dropped_logs if ctx else 0})
+                      "logs": last.logs if last else [],
+                      "dropped_logs": last.dropped_logs if last else 0})
                 continue
             fields.update(id=call_id, ok=True, logs=ctx.logs, dropped_logs=ctx.dropped_logs)
             send(fields)

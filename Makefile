@@ -1,0 +1,36 @@
+# Two entry points for a fresh machine: `make demo` and `make test`. Both are idempotent.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+EXAMPLE := examples/text-processor/text_processor.wasm
+DEMO_INPUT := '{"text":"hello","mode":"reverse"}'
+
+.PHONY: demo test lint typecheck unit example clean
+
+demo: $(STAMP) $(EXAMPLE)
+	$(BIN)/cortex plugin install examples/text-processor --to plugins --force
+	$(BIN)/cortex --verbose plugin call text-processor transform $(DEMO_INPUT)
+
+test: $(STAMP) $(EXAMPLE) lint typecheck unit
+
+lint: $(STAMP)
+	$(BIN)/ruff check cortex_runtime sandbox tests
+
+typecheck: $(STAMP)
+	$(BIN)/mypy --strict cortex_runtime sandbox
+
+unit: $(STAMP) $(EXAMPLE)
+	$(BIN)/python -m pytest -q
+
+example: $(EXAMPLE)
+
+$(EXAMPLE): examples/text-processor/text_processor.c examples/text-processor/build.sh $(STAMP)
+	PYTHON=$(CURDIR)/$(BIN)/python examples/text-processor/build.sh
+
+$(STAMP): pyproject.toml
+	bash scripts/setup-venv "$(PYTHON)" "$(VENV)"
+	touch $(STAMP)
+
+clean:
+	rm -rf $(VENV) plugins .pytest_cache .mypy_cache .ruff_cache $(EXAMPLE)

@@ -1,0 +1,276 @@
+"""The ``cortex`` command line.
+
+Exit codes (documented in docs/cli.md): 0 success; 2 usage error (bad arguments, input that is not
+JSON, unknown plugin or capability); 3 plugin error (invalid plugin, or the plugin failed: trap,
+timeout, fuel, memory, reported error, invalid output); 4 runtime failure (worker crash, protocol
+error, overload, anything unexpected). Errors print one line on stderr.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+import anyio
+import click
+import orjson
+
+from .errors import (
+    CapabilityNotFound,
+    CortexError,
+    InvalidInput,
+    ManifestError,
+    PluginFailure,
+    PluginNotFound,
+)
+from .logs import configure_logging
+from .manifest import MANIFEST_NAME, Manifest, load_manifest
+from .runtime import Runtime, default_cache_dir
+
+EXIT_OK = 0
+EXIT_USAGE = 2
+EXIT_PLUGIN = 3
+EXIT_RUNTIME = 4
+T = TypeVar("T")
+
+
+def user_plugin_dir() -> Path:
+    """Where ``cortex plugin install`` puts plugins: ``$CORTEX_HOME/plugins`` (~/.cortex)."""
+    home = os.environ.get("CORTEX_HOME") or os.path.join(Path.home(), ".cortex")
+    return Path(home) / "plugins"
+
+
+def plugin_search_path(explicit: tuple[str, ...]) -> list[Path]:
+    """``--plugin-dir``, else ``$CORTEX_PLUGIN_PATH``, else ``./plugins`` then the user's folder."""
+    if explicit:
+        return [Path(p) for p in explicit]
+    env = os.environ.get("CORTEX_PLUGIN_PATH")
+    if env:
+        return [Path(p) for p in env.split(os.pathsep) if p]
+    return [Path("plugins"), user_plugin_dir()]
+
+
+def find_manifests(dirs: list[Path]) -> tuple[list[Manifest], list[tuple[Path, ManifestError]]]:
+    """Every valid manifest in the plugin folders, first occurrence of a name winning."""
+    found: list[Manifest] = []
+    broken: list[tuple[Path, ManifestError]] = []
+    seen: set[str] = set()
+    for directory in dirs:
+        if not directory.is_dir():
+            continue
+        for child in sorted(directory.iterdir()):
+            if not (child / MANIFEST_NAME).is_file():
+                continue
+            try:
+                manifest = load_manifest(child)
+            except ManifestError as exc:
+                broken.append((child, exc))
+                continue
+            if manifest.name not in seen:
+                seen.add(manifest.name)
+                found.append(manifest)
+    return found, broken
+
+
+def exit_code_for(exc: BaseException) -> int:
+    if isinstance(exc, (PluginNotFound, CapabilityNotFound, InvalidInput)):
+        return EXIT_USAGE
+    if isinstance(exc, (ManifestError, PluginFailure)):
+        return EXIT_PLUGIN
+    return EXIT_RUNTIME
+
+
+def fail(exc: BaseException) -> NoReturn:
+    kind = exc.kind if isinstance(exc, CortexError) else type(exc).__name__
+    message = str(exc).splitlines()[0] if str(exc) else kind
+    click.echo(f"error: {kind}: {message}", err=True)
+    sys.exit(exit_code_for(exc))
+
+
+def run(fn: Callable[[], Awaitable[T]]) -> T:
+    try:
+        return anyio.run(fn)
+    except CortexError as exc:
+        fail(exc)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except OSError as exc:
+        fail(exc)
+
+
+def one_shot_runtime(ctx: click.Context, **options: Any) -> Runtime:
+    settings = ctx.obj
+    return Runtime(workers=1, spare_workers=0, cache_dir=settings["cache_dir"], **options)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", is_flag=True, help="Show the runtime's structured log on stderr.")
+@click.option("--json-logs", is_flag=True, help="Log as JSON lines instead of text.")
+@click.option("--plugin-dir", "plugin_dirs", multiple=True, type=click.Path(file_okay=False),
+              help="Folder of plugin folders (repeatable). Default: $CORTEX_PLUGIN_PATH, else "
+                   "./plugins then ~/.cortex/plugins.")
+@click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
+              help="Where compiled modules are cached (default: ~/.cache/cortex-runtime).")
+@click.version_option(package_name="cortex-runtime")
+@click.pass_context
+def cli(ctx: click.Context, verbose: bool, json_logs: bool, plugin_dirs: tuple[str, ...],
+        cache_dir: str | None) -> None:
+    """Cortex Runtime: run WebAssembly plugins in sandboxed worker processes."""
+    configure_logging(verbose=verbose, json=json_logs)
+    ctx.obj = {
+        "plugin_dirs": plugin_search_path(plugin_dirs),
+        "cache_dir": Path(cache_dir) if cache_dir else default_cache_dir(),
+    }
+
+
+@cli.group()
+def plugin() -> None:
+    """Call, list, validate, inspect and install plugins."""
+
+
+@plugin.command("call")
+@click.argument("name")
+@click.argument("capability")
+@click.argument("input_json", metavar="JSON", default="null")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Wall-clock limit in seconds (overrides the manifest).")
+@click.option("--fuel", type=click.IntRange(min=1), default=None,
+              help="Fuel limit (overrides the manifest).")
+@click.option("--pretty", is_flag=True, help="Indent the JSON result.")
+@click.pass_context
+def call_command(ctx: click.Context, name: str, capability: str, input_json: str,
+                 timeout: float | None, fuel: int | None, pretty: bool) -> None:
+    """Call CAPABILITY of plugin NAME with the JSON input and print the JSON result."""
+    try:
+        value = orjson.loads(input_json)
+    except orjson.JSONDecodeError as exc:
+        fail(InvalidInput(f"the input argument is not valid JSON: {exc}"))
+    manifests, _ = find_manifests(ctx.obj["plugin_dirs"])
+    match = next((m for m in manifests if m.name == name), None)
+    if match is None:
+        searched = ", ".join(str(d) for d in ctx.obj["plugin_dirs"])
+        fail(PluginNotFound(f"no plugin named {name!r} in {searched}"))
+
+    async def go() -> Any:
+        async with one_shot_runtime(ctx) as rt:
+            await rt.load(match.root)
+            return await rt.call(name, capability, value, timeout=timeout, fuel=fuel)
+
+    result = run(go)
+    option = orjson.OPT_INDENT_2 if pretty else 0
+    click.echo(orjson.dumps(result, option=option).decode())
+
+
+@plugin.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def list_command(ctx: click.Context, as_json: bool) -> None:
+    """List the plugins found in the plugin folders (manifests only; nothing is run)."""
+    manifests, broken = find_manifests(ctx.obj["plugin_dirs"])
+    if as_json:
+        click.echo(orjson.dumps({
+            "plugins": [{"name": m.name, "version": m.version, "description": m.description,
+                         "path": str(m.root)} for m in manifests],
+            "broken": [{"path": str(p), "error": str(e)} for p, e in broken],
+        }, option=orjson.OPT_INDENT_2).decode())
+        return
+    if not manifests and not broken:
+        searched = ", ".join(str(d) for d in ctx.obj["plugin_dirs"])
+        click.echo(f"no plugins found in {searched}")
+    for m in manifests:
+        click.echo(f"{m.name:<24} {m.version:<10} {m.description}  ({m.root})")
+    for path, error in broken:
+        click.echo(f"BROKEN {path}: {error}", err=True)
+
+
+@plugin.command("validate")
+@click.argument("path", type=click.Path(exists=True))
+@click.pass_context
+def validate_command(ctx: click.Context, path: str) -> None:
+    """Check a plugin folder (or manifest, or .wasm): manifest, wasm, exports and imports."""
+
+    async def go() -> Any:
+        async with one_shot_runtime(ctx) as rt:
+            return await rt.load(path)
+
+    info = run(go)
+    click.echo(f"ok: {info.name} {info.version}: capabilities {', '.join(info.capabilities)}")
+
+
+@plugin.command("inspect")
+@click.argument("path", type=click.Path(exists=True))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def inspect_command(ctx: click.Context, path: str, as_json: bool) -> None:
+    """Show a module's exports, imports, memory and which exports are capabilities."""
+
+    async def go() -> dict[str, Any]:
+        async with one_shot_runtime(ctx) as rt:
+            return await rt.inspect(path)
+
+    report = run(go)
+    if as_json:
+        click.echo(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
+        return
+    caps = set(report.get("capabilities", []))
+    click.echo(f"{report['name']} {report['version']}  sha256 {report['sha256']}")
+    click.echo(f"wasm: {report['wasm']}")
+    memory = report.get("memory") or {}
+    click.echo(f"memory: {memory.get('min_pages')} pages initial, "
+               f"max {memory.get('max_pages') if memory.get('max_pages') is not None else 'none'}")
+    click.echo("exports:")
+    for e in report["exports"]:
+        if e["kind"] == "func":
+            sig = f"({', '.join(e['params'])}) -> ({', '.join(e['results'])})"
+            mark = "  [capability]" if e["name"] in caps else ""
+            click.echo(f"  func   {e['name']} {sig}{mark}")
+        else:
+            click.echo(f"  {e['kind']:<6} {e['name']}")
+    click.echo("imports:" if report["imports"] else "imports: none")
+    for i in report["imports"]:
+        click.echo(f"  {i['kind']:<6} {i['module']}.{i['name']}")
+    if report.get("valid"):
+        click.echo(f"valid plugin: allocator {report['allocator']}, "
+                   f"capabilities {', '.join(report['capabilities'])}")
+    else:
+        click.echo(f"NOT a valid plugin: {report.get('problem')}")
+        sys.exit(EXIT_PLUGIN)
+
+
+@plugin.command("install")
+@click.argument("path", type=click.Path(exists=True, file_okay=False))
+@click.option("--force", is_flag=True, help="Replace an installed plugin of the same name.")
+@click.option("--to", "destination_dir", type=click.Path(file_okay=False), default=None,
+              help="Install into this folder of plugins instead of ~/.cortex/plugins.")
+@click.pass_context
+def install_command(ctx: click.Context, path: str, force: bool, destination_dir: str | None) -> None:
+    """Validate a plugin folder and copy it into the user's plugin folder."""
+
+    async def go() -> Any:
+        async with one_shot_runtime(ctx) as rt:
+            return await rt.load(path)
+
+    info = run(go)
+    target = (Path(destination_dir) if destination_dir else user_plugin_dir()) / info.name
+    if target.exists():
+        if not force:
+            fail(ManifestError(f"{target} already exists (use --force to replace it)"))
+        shutil.rmtree(target)
+    target.mkdir(parents=True)
+    shutil.copy2(Path(path) / MANIFEST_NAME, target / MANIFEST_NAME)
+    destination = target / info.manifest.entry_point
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(info.wasm_path, destination)
+    click.echo(f"installed {info.name} {info.version} into {target}")
+
+
+def main() -> None:
+    cli(prog_name="cortex")
+
+
+if __name__ == "__main__":
+    main()
