@@ -61,6 +61,7 @@ class WorkerPool:
         )
         self._all: set[Worker] = set()
         self._spares: list[Worker] = []
+        self._lent: set[Worker] = set()
         self._waiting = 0
         self._closed = False
         self._tg: anyio.abc.TaskGroup | None = None
@@ -118,8 +119,9 @@ class WorkerPool:
         return sorted(w.pid for w in self._all if w.alive)
 
     @property
-    def busy(self) -> int:
-        return len(self._all) - len(self._spares) - self._idle_recv.statistics().current_buffer_used
+    def busy_pids(self) -> list[int]:
+        """Process ids of the workers currently running a request."""
+        return sorted(w.pid for w in self._lent)
 
     # -- borrowing ----------------------------------------------------------------------------
 
@@ -127,12 +129,14 @@ class WorkerPool:
     async def borrow(self) -> AsyncIterator[Worker]:
         """Lend a worker for one request. Any exception inside dooms it (state unknown)."""
         worker = await self._acquire()
+        self._lent.add(worker)
         try:
             yield worker
         except BaseException:
             worker.doomed = True
             raise
         finally:
+            self._lent.discard(worker)
             with anyio.CancelScope(shield=True):
                 await self._release(worker)
 

@@ -169,6 +169,11 @@ class Runtime:
         return self._pool.pids
 
     @property
+    def busy_worker_pids(self) -> list[int]:
+        """Process ids of the workers running a call right now."""
+        return self._pool.busy_pids
+
+    @property
     def stats(self) -> Mapping[str, int]:
         """Counters of the pool: workers started, killed, recycled, back-offs, overloads."""
         return dict(self._pool.stats)
@@ -354,6 +359,8 @@ class Runtime:
                     raise
                 continue
             except WorkerCrashed:
+                if not self._open:
+                    raise RuntimeClosed(f"the runtime closed during {plugin}.{capability}") from None
                 self._note_failure(info.name, "crash")
                 self._log_call(info, capability, None, started, None, "worker_crashed")
                 raise

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
@@ -206,7 +207,7 @@ class Worker:
             try:
                 written = os.write(self._send_fd, view)
             except BlockingIOError:
-                await anyio.wait_writable(self._send_fd)
+                await self._wait(anyio.wait_writable, self._send_fd)
                 continue
             except OSError:
                 self.doomed = True
@@ -221,7 +222,7 @@ class Worker:
             try:
                 chunk = os.read(self._recv_fd, 1 << 20)
             except BlockingIOError:
-                await anyio.wait_readable(self._recv_fd)
+                await self._wait(anyio.wait_readable, self._recv_fd)
                 continue
             except OSError:
                 chunk = b""
@@ -235,6 +236,13 @@ class Worker:
                 self.doomed = True
                 raise ProtocolError(f"worker {self.pid} sent a bad frame: {exc}") from None
         return self._inbox.popleft()
+
+    async def _wait(self, wait: Callable[[int], Awaitable[None]], fd: int) -> None:
+        try:
+            await wait(fd)
+        except anyio.ClosedResourceError:
+            # Another task killed this worker (shutdown, or its call's deadline) while we waited.
+            raise WorkerCrashed(f"worker {self.pid} was stopped during the request") from None
 
     async def _reap_briefly(self) -> None:
         """Give a dying worker a moment to be reaped, so the error can say how it died."""

@@ -217,7 +217,7 @@ class Executor:
         try:
             output = self._run(plugin, export, payload, store, state, ctx, min_pages=min_pages,
                                max_pages=max_pages, allocator=allocator, max_output=max_output)
-        except (CallFailed, HostTrap, wasmtime.WasmtimeError) as exc:
+        except (CallFailed, HostTrap, wasmtime.Trap, wasmtime.WasmtimeError) as exc:
             failed = self._classify(exc, ctx)
             raise self._finish_failure(failed, ctx, state, store, max_pages) from None
         finally:

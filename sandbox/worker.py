@@ -74,7 +74,10 @@ def main(argv: list[str]) -> None:
                     allocator=str(request["allocator"]), max_output=int(request["max_output"]),
                     max_log=int(request["max_log"]),
                 )
-            except CallFailed as failed:
+            except Exception as unexpected:  # never let one call take the worker down silently
+                failed = unexpected if isinstance(unexpected, CallFailed) else CallFailed(
+                    "trap", f"the host failed while running the call: {unexpected!r}",
+                    trap_code="host_error")
                 last = executor.last_context
                 send({"id": call_id, "ok": False,
                       "error": {"kind": failed.kind, "message": failed.message,

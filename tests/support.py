@@ -1,0 +1,84 @@
+"""Helpers shared by the pool, protocol and CLI tests: tiny WAT plugins written to disk."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import psutil
+import wasmtime
+
+#: A plugin with a well-behaved echo, an infinite loop and a trap, using cortex_alloc.
+POOL_WAT = r"""
+(module
+  (memory (export "memory") 1 64)
+  (global $top (mut i32) (i32.const 1024))
+  (func (export "cortex_alloc") (param $n i32) (result i32)
+    (local $p i32)
+    global.get $top
+    local.set $p
+    global.get $top
+    local.get $n
+    i32.add
+    i32.const 4
+    i32.add
+    global.set $top
+    local.get $p)
+  ;; echo: returns its input as the result (length header written just before the input)
+  (func (export "echo") (param $ptr i32) (param $len i32) (result i32)
+    (local $out i32)
+    (local.set $out (call 0 (i32.add (local.get $len) (i32.const 4))))
+    (i32.store (local.get $out) (local.get $len))
+    (memory.copy (i32.add (local.get $out) (i32.const 4)) (local.get $ptr) (local.get $len))
+    (local.get $out))
+  (func $spin (export "spin") (param i32 i32) (result i32)
+    (loop $forever (br $forever))
+    i32.const 0)
+  (func $boom (export "boom") (param i32 i32) (result i32)
+    unreachable)
+)
+"""
+
+
+def write_plugin(root: Path, name: str, wat: str = POOL_WAT, **manifest: Any) -> Path:
+    """Write ``root/name/{plugin.json, plugin.wasm}`` and return the folder."""
+    folder = root / name
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "plugin.wasm").write_bytes(wasmtime.wat2wasm(wat))
+    data = {"name": name, "version": "1.0.0", "type": "wasm", "entryPoint": "plugin.wasm"}
+    data.update(manifest)
+    (folder / "plugin.json").write_text(json.dumps(data))
+    return folder
+
+
+def children() -> list[psutil.Process]:
+    """Live (non-zombie) child processes of this test process."""
+    result = []
+    for child in psutil.Process().children(recursive=True):
+        try:
+            if child.status() != psutil.STATUS_ZOMBIE:
+                result.append(child)
+        except psutil.NoSuchProcess:
+            continue
+    return result
+
+
+def wait_gone(pids: list[int], timeout: float = 2.0) -> list[int]:
+    """Wait until none of ``pids`` is alive (zombies count as gone); return the survivors."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    alive = list(pids)
+    while alive and time.monotonic() < deadline:
+        alive = [p for p in alive if _alive(p)]
+        if alive:
+            time.sleep(0.02)
+    return alive
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
