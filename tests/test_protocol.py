@@ -1,0 +1,193 @@
+"""The supervisor/worker frame protocol: the decoder, and a supervisor facing hostile workers.
+
+A compromised worker must never crash the supervisor or hang a caller: whatever it sends, the call
+ends in ``ProtocolError`` (or ``CallTimeout`` for silence), the worker is replaced, and the pool
+keeps serving.
+"""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import anyio
+import orjson
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from support import write_plugin
+
+import cortex_runtime.worker as worker_module
+from cortex_runtime import Runtime
+from cortex_runtime.errors import CallTimeout, PluginTrap, ProtocolError, WorkerCrashed
+from sandbox.framing import FrameDecoder, FrameError, encode_frame
+
+# -- the decoder --------------------------------------------------------------------------------
+
+json_objects = st.dictionaries(
+    st.text(max_size=10),
+    st.recursive(st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text(),
+                 lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=5), inner,
+                                                                             max_size=4),
+                 max_leaves=10),
+    max_size=5,
+)
+
+
+@given(st.lists(json_objects, min_size=1, max_size=5), st.data())
+def test_frames_survive_any_chunking(messages: list[dict[str, object]], data: st.DataObject) -> None:
+    stream = b"".join(encode_frame(m) for m in messages)
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(stream)), max_size=10)))
+    decoder = FrameDecoder()
+    out: list[dict[str, object]] = []
+    previous = 0
+    for cut in [*cuts, len(stream)]:
+        out.extend(decoder.feed(stream[previous:cut]))
+        previous = cut
+    assert out == messages
+    assert decoder.pending == 0
+
+
+@given(st.binary(max_size=200))
+def test_garbage_never_escapes_as_anything_but_frame_error(blob: bytes) -> None:
+    decoder = FrameDecoder(limit=1024)
+    try:
+        for message in decoder.feed(blob):
+            assert isinstance(message, dict)
+    except FrameError:
+        pass
+
+
+def test_oversized_header_is_refused_before_reading_the_body() -> None:
+    decoder = FrameDecoder(limit=1000)
+    with pytest.raises(FrameError, match="over the 1000-byte limit"):
+        decoder.feed(struct.pack(">I", 1001))
+
+
+def test_non_object_bodies_are_refused() -> None:
+    for body in (b"[1,2]", b"42", b'"x"', b"not json", b"\xff\xfe"):
+        with pytest.raises(FrameError):
+            FrameDecoder().feed(struct.pack(">I", len(body)) + body)
+
+
+def test_encode_refuses_frames_over_the_limit() -> None:
+    with pytest.raises(FrameError):
+        encode_frame({"x": "y" * 100}, limit=50)
+
+
+# -- hostile workers ----------------------------------------------------------------------------
+
+FAKE_WORKER = r"""
+import os, sys, time, struct
+sys.path.insert(0, sys.argv[1])
+from sandbox.framing import read_frame, encode_frame, write_all
+inp, out = int(sys.argv[2]), int(sys.argv[3])
+write_all(out, encode_frame({"op": "hello", "pid": os.getpid(), "protocol": 1, "wasmtime": "fake"}))
+MODE = %r
+while True:
+    req = read_frame(inp)
+    if req["op"] == "load":
+        write_all(out, encode_frame({"id": req["id"], "ok": True, "facts": {}}))
+        continue
+    if MODE == "oversized":
+        write_all(out, struct.pack(">I", 2**31))
+    elif MODE == "garbage":
+        write_all(out, struct.pack(">I", 9) + b"not json!")
+    elif MODE == "wrong_id":
+        write_all(out, encode_frame({"id": req["id"] + 1000, "ok": True, "result": 1}))
+    elif MODE == "replayed_id":
+        write_all(out, encode_frame({"id": req["id"] - 1, "ok": True, "result": 1}))
+    elif MODE == "no_ok":
+        write_all(out, encode_frame({"id": req["id"], "result": 1}))
+    elif MODE == "error_without_kind":
+        write_all(out, encode_frame({"id": req["id"], "ok": False, "error": "nope"}))
+    elif MODE == "truncated":
+        write_all(out, struct.pack(">I", 100) + b'{"id":')
+        os._exit(0)
+    elif MODE == "silent":
+        time.sleep(3600)
+    elif MODE == "drip":
+        frame = encode_frame({"id": req["id"], "ok": True, "result": {"dripped": True}, "logs": []})
+        for i in range(len(frame)):
+            write_all(out, frame[i:i + 1])
+            time.sleep(0.002)
+"""
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def plugin_dir(tmp_path: Path) -> Path:
+    return write_plugin(tmp_path / "plugins", "pool")
+
+
+@pytest.mark.parametrize(
+    "mode", ["oversized", "garbage", "wrong_id", "replayed_id", "no_ok", "error_without_kind", "truncated"]
+)
+async def test_misbehaving_worker_gives_protocol_error_and_is_replaced(
+    tmp_path: Path, plugin_dir: Path, monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    async with Runtime(workers=1, spare_workers=0, cache_dir=tmp_path / "cache",
+                       quarantine_after=0) as rt:
+        await rt.load(plugin_dir)
+        monkeypatch.setattr(worker_module, "_BOOT", FAKE_WORKER % mode)
+        with pytest.raises(PluginTrap):
+            await rt.call("pool", "boom", {})  # the real worker dies; a fake one replaces it
+        # A worker that dies mid-frame is a crash; everything else is a protocol violation.
+        expected = WorkerCrashed if mode == "truncated" else ProtocolError
+        with anyio.fail_after(10), pytest.raises(expected):
+            await rt.call("pool", "echo", {"hello": 1})
+        assert rt.stats["killed"] >= 2  # the real worker after its trap, then the fake one
+        monkeypatch.undo()
+        with anyio.fail_after(20):
+            while True:  # a replacement spawned before undo() may still be a fake
+                try:
+                    assert await rt.call("pool", "echo", "real again") == "real again"
+                    break
+                except (ProtocolError, WorkerCrashed):
+                    await anyio.sleep(0.05)
+
+
+async def test_silent_worker_is_killed_by_the_supervisor_backstop(
+    tmp_path: Path, plugin_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with Runtime(workers=1, spare_workers=0, cache_dir=tmp_path / "cache",
+                       quarantine_after=0, timeout_grace=0.2) as rt:
+        await rt.load(plugin_dir)
+        monkeypatch.setattr(worker_module, "_BOOT", FAKE_WORKER % "silent")
+        with pytest.raises(PluginTrap):
+            await rt.call("pool", "boom", {})
+        with anyio.fail_after(5), pytest.raises(CallTimeout, match="worker was killed"):
+            await rt.call("pool", "echo", 1, timeout=0.3)
+
+
+async def test_drip_fed_reply_is_reassembled(
+    tmp_path: Path, plugin_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with Runtime(workers=1, spare_workers=0, cache_dir=tmp_path / "cache",
+                       quarantine_after=0) as rt:
+        await rt.load(plugin_dir)
+        monkeypatch.setattr(worker_module, "_BOOT", FAKE_WORKER % "drip")
+        with pytest.raises(PluginTrap):
+            await rt.call("pool", "boom", {})
+        assert await rt.call("pool", "echo", 1, timeout=5) == {"dripped": True}
+
+
+async def test_stray_stdout_in_the_worker_does_not_corrupt_the_channel(
+    tmp_path: Path, plugin_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    noisy = "import os; os.write(1, b'garbage on stdout'); print('more garbage'); " + worker_module._BOOT
+    async with Runtime(workers=1, spare_workers=0, cache_dir=tmp_path / "cache") as rt:
+        await rt.load(plugin_dir)
+        monkeypatch.setattr(worker_module, "_BOOT", noisy)
+        with pytest.raises(PluginTrap):
+            await rt.call("pool", "boom", {})
+        for i in range(3):
+            assert await rt.call("pool", "echo", {"i": i}) == {"i": i}
+
+
+def test_worker_frames_are_json_objects() -> None:
+    frame = encode_frame({"op": "ping", "id": 1})
+    (length,) = struct.unpack(">I", frame[:4])
+    assert orjson.loads(frame[4:]) == {"op": "ping", "id": 1}
+    assert length == len(frame) - 4
