@@ -233,6 +233,8 @@ def _parse_capabilities(top: _Reader, source: str) -> dict[str, Capability] | No
                                 field=f"capabilities.{cap_name}")
         cap = _Reader(spec, source, prefix)
         description = cap.get("description", str) or ""
+        if len(description) > 2000:
+            raise cap.fail("description", "must be at most 2000 characters")
         timeout = cap.get("timeoutMs", int)
         fuel = cap.get("fuel", int)
         if timeout is not None and not 1 <= timeout <= MAX_TIMEOUT_MS:
@@ -250,6 +252,9 @@ def load_manifest(path: str | os.PathLike[str]) -> Manifest:
     manifest_path = target / MANIFEST_NAME if target.is_dir() else target
     shown = str(manifest_path)
     try:
+        if manifest_path.exists() and not manifest_path.is_file():
+            # a directory, FIFO or device: reading it could fail oddly or block forever
+            raise ManifestError("is not a regular file", path=shown)
         with open(manifest_path, "rb") as f:
             raw = f.read(MAX_MANIFEST_BYTES + 1)
     except FileNotFoundError:

@@ -330,9 +330,10 @@ class Runtime:
         self._quarantine.check(plugin)
         payload = _encode_input(input, info)
         limits = info.manifest.limits_for(capability)
-        if timeout is not None and not (isinstance(timeout, (int, float)) and timeout > 0):
+        if timeout is not None and (isinstance(timeout, bool) or not (
+                isinstance(timeout, (int, float)) and 0 < timeout < float("inf"))):
             raise InvalidInput(f"timeout must be a positive number of seconds, got {timeout!r}")
-        if fuel is not None and not (isinstance(fuel, int) and 0 < fuel < 2**63):
+        if fuel is not None and (isinstance(fuel, bool) or not (isinstance(fuel, int) and 0 < fuel < 2**63)):
             raise InvalidInput(f"fuel must be a positive integer, got {fuel!r}")
         timeout_s = timeout if timeout is not None else limits.timeout_ms / 1000
         request = {
