@@ -8,7 +8,9 @@ silently, so every offset is masked to u32 and checked against the memory size b
 from __future__ import annotations
 
 import ctypes
+import json
 import math
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -24,6 +26,41 @@ U32 = 0xFFFFFFFF
 MAX_MESSAGE_BYTES = 4096
 EPOCH_TICK_SECONDS = 0.002
 LEVELS = {0: "debug", 1: "info", 2: "warning", 3: "error"}
+
+
+#: Integers are exact only within [-2**63, 2**64); a run of 19+ digits needs a closer look.
+_LONG_DIGITS = re.compile(rb"\d{19,}")
+_INT_MIN, _INT_MAX = -(2**63), 2**64 - 1
+
+
+def check_json(data: bytes) -> None:
+    """Accept only JSON the supervisor can decode exactly: see "Null results and errors" in abi.md.
+
+    The result travels one level deep inside the reply frame, whose decoder allows 1024 levels,
+    so the result itself may nest at most 1023 deep; parsing it wrapped in ``[...]`` checks that.
+    """
+    try:
+        # Alone first: wrapped, "1,2" would pass, and spliced into the frame it could inject keys.
+        orjson.loads(data)
+        orjson.loads(b"[" + data + b"]")
+    except orjson.JSONDecodeError as exc:
+        problem = "nested deeper than 1023 levels" if "depth" in str(exc) else f"not valid JSON: {exc}"
+        raise CallFailed("invalid_output", f"output is {problem}") from None
+    if _LONG_DIGITS.search(data):
+        def exact_int(token: str) -> int:
+            digits = token.lstrip("-")
+            if len(digits) > 20 or not _INT_MIN <= int(token) <= _INT_MAX:
+                raise ValueError(token)
+            return 0
+
+        try:
+            json.loads(data, parse_int=exact_int)
+        except ValueError as exc:
+            raise CallFailed(
+                "invalid_output", f"output has an integer outside the 64-bit range: {str(exc)[:40]}"
+            ) from None
+        except RecursionError:
+            raise CallFailed("invalid_output", "output is too deeply nested to check") from None
 
 
 class CallFailed(Exception):
@@ -331,10 +368,7 @@ class Executor:
         except UnicodeDecodeError as exc:
             raise CallFailed("invalid_output", f"output is not valid UTF-8: {exc.reason} "
                              f"at byte {exc.start}") from None
-        try:
-            orjson.loads(data)
-        except orjson.JSONDecodeError as exc:
-            raise CallFailed("invalid_output", f"output is not valid JSON: {exc}") from None
+        check_json(data)
         return data
 
     @staticmethod
