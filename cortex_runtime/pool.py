@@ -263,6 +263,7 @@ class WorkerPool:
                 if spare:
                     self._spares.append(worker)
                 else:
+                    log.info("worker.restart", worker_pid=worker.pid, spare=False)
                     self._idle_send.send_nowait(worker)
                 return
         finally:

@@ -40,7 +40,13 @@ def main(argv: list[str]) -> None:
     plugins: dict[str, LoadedPlugin] = {}
 
     def send(message: dict[str, Any]) -> None:
-        write_all(out_fd, encode_frame(orjson.dumps(message)))
+        try:
+            frame = encode_frame(orjson.dumps(message))
+        except FrameError as exc:
+            # Output and logs within their caps can still add up past the frame limit.
+            frame = encode_frame({"id": message.get("id"), "ok": False, "error": {
+                "kind": "invalid_output", "message": f"the reply is too large to send: {exc}"}})
+        write_all(out_fd, frame)
 
     send({"op": "hello", "pid": os.getpid(), "protocol": PROTOCOL_VERSION,
           "wasmtime": WASMTIME_VERSION})

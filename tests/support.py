@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -78,7 +79,10 @@ def wait_gone(pids: list[int], timeout: float = 2.0) -> list[int]:
 
 
 def _alive(pid: int) -> bool:
+    """A zombie leader whose other threads are still exiting still holds its files: alive."""
     try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
+        if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+            return True
+        return len(os.listdir(f"/proc/{pid}/task")) > 1
+    except (psutil.NoSuchProcess, FileNotFoundError):
         return False
