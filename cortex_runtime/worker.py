@@ -178,7 +178,7 @@ class Worker:
     # -- messages -----------------------------------------------------------------------------
 
     async def request(self, message: dict[str, Any], *, payload: bytes | None = None) -> dict[str, Any]:
-        """Send one request and return its reply. ``payload`` is spliced in as ``input``."""
+        """Send one request and return its reply. ``payload`` (JSON bytes) goes as ``input_json``."""
         self._next_id += 1
         call_id = self._next_id
         body = _with_id(message, call_id, payload)
@@ -253,5 +253,6 @@ class Worker:
 def _with_id(message: dict[str, Any], call_id: int, payload: bytes | None) -> bytes:
     fields = dict(message, id=call_id)
     if payload is not None:
-        fields["input"] = orjson.Fragment(payload)
+        # As a JSON string: the guest gets the caller's bytes exactly, escapes and all.
+        fields["input_json"] = payload.decode("utf-8")
     return orjson.dumps(fields)

@@ -74,7 +74,7 @@ def main(argv: list[str]) -> None:
                 continue
             try:
                 fields, ctx = executor.call(
-                    plugin, export, orjson.dumps(request["input"]),
+                    plugin, export, str(request["input_json"]).encode("utf-8"),
                     fuel=int(request["fuel"]), timeout_ms=float(request["timeout_ms"]),
                     min_pages=int(request["min_pages"]), max_pages=int(request["max_pages"]),
                     allocator=str(request["allocator"]), max_output=int(request["max_output"]),

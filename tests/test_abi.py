@@ -521,3 +521,16 @@ async def test_example_text_processor(runtime: RuntimeFactory, text_processor: P
                        "hash": simple_hash(expected.encode())}
         with pytest.raises(PluginError, match='"mode" must be a string'):
             await rt.call("text-processor", "transform", {"text": "x", "mode": 3})
+
+
+async def test_call_json_input_reaches_the_guest_byte_for_byte(
+    runtime: RuntimeFactory, make_plugin: PluginFactory
+) -> None:
+    raw = '{ "a" : "\\u00e9\\ud83d\\ude00" ,\n "a": [1,  2] }'
+    async with runtime() as rt:
+        await rt.load(make_plugin("input_length"))
+        assert await rt.call_json("input-length", "length", raw) == len(raw.encode())
+        assert await rt.call_json("input-length", "length", raw.encode()) == len(raw.encode())
+        # call() serialises compactly with orjson (raw UTF-8, no spaces)
+        assert await rt.call("input-length", "length", {"a": "é"}) == len('{"a":"é"}'.encode())
+        assert await rt.call("input-length", "length", 12345) == 5

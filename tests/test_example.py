@@ -109,3 +109,21 @@ async def test_testing_helper_with_a_plugin_folder(text_processor: Path) -> None
         assert plugin.name == "text-processor"
         assert plugin.info.manifest.max_memory_pages == 50
         assert (await plugin.call("transform", {"text": "abc", "mode": "reverse"}))["result"] == "cba"
+
+
+async def test_call_json_delivers_the_callers_bytes_exactly(text_processor: Path, cache_dir: Path) -> None:
+    from structlog.testing import capture_logs
+
+    from cortex_runtime.errors import InvalidInput
+
+    raw = '{ "mode" : "reverse",\n  "text" : "\\u00e9\\ud83d\\ude00x" }'
+    async with Runtime(workers=1, cache_dir=cache_dir) as rt:
+        await rt.load(text_processor)
+        with capture_logs() as events:
+            out = await rt.call_json("text-processor", "transform", raw)
+        assert out["result"] == "x😀é"
+        # The guest decoded the escapes itself (its log line counts the decoded text's bytes).
+        [line] = [e["message"] for e in events if e["event"] == "plugin.log"]
+        assert line == "transform mode=reverse bytes=7"
+        with pytest.raises(InvalidInput, match="not valid JSON"):
+            await rt.call_json("text-processor", "transform", '{"text": "a"} trailing')
