@@ -6,19 +6,19 @@ STAMP  := $(VENV)/.installed-stamp
 EXAMPLE := examples/text-processor/text_processor.wasm
 DEMO_INPUT := '{"text":"hello","mode":"reverse"}'
 
-.PHONY: demo test lint typecheck unit example clean
+.PHONY: demo test lint typecheck unit example clean toolchains conformance
 
 demo: $(STAMP) $(EXAMPLE)
 	$(BIN)/cortex plugin install examples/text-processor --to plugins --force
 	$(BIN)/cortex --verbose plugin call text-processor transform $(DEMO_INPUT)
 
-test: $(STAMP) $(EXAMPLE) lint typecheck unit
+test: $(STAMP) toolchains $(EXAMPLE) lint typecheck unit
 
 lint: $(STAMP)
-	$(BIN)/ruff check cortex_runtime sandbox tests
+	$(BIN)/ruff check cortex_runtime sandbox conformance tests
 
 typecheck: $(STAMP)
-	$(BIN)/mypy --strict cortex_runtime sandbox
+	$(BIN)/mypy --strict cortex_runtime sandbox conformance
 
 unit: $(STAMP) $(EXAMPLE)
 	$(BIN)/python -m pytest -q
@@ -34,3 +34,9 @@ $(STAMP): pyproject.toml
 
 clean:
 	rm -rf $(VENV) plugins .pytest_cache .mypy_cache .ruff_cache $(EXAMPLE)
+
+toolchains: $(STAMP)
+	VENV=$(VENV) bash scripts/install-toolchains
+
+conformance: $(STAMP) toolchains
+	$(BIN)/python -m conformance

@@ -9,6 +9,7 @@ error, overload, anything unexpected). Errors print one line on stderr.
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import sys
 from collections.abc import Awaitable, Callable
@@ -28,7 +29,7 @@ from .errors import (
     PluginNotFound,
 )
 from .logs import configure_logging
-from .manifest import MANIFEST_NAME, Manifest, load_manifest
+from .manifest import MANIFEST_NAME, NAME_RE, Manifest, load_manifest
 from .runtime import Runtime, default_cache_dir
 
 EXIT_OK = 0
@@ -266,6 +267,57 @@ def install_command(ctx: click.Context, path: str, force: bool, destination_dir:
     destination.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy2(info.wasm_path, destination)
     click.echo(f"installed {info.name} {info.version} into {target}")
+
+
+SCAFFOLD_LANGUAGES = ("rust", "go", "c", "zig", "assemblyscript", "wat")
+
+
+def sdk_dir() -> Path:
+    """The SDKs and templates: ``$CORTEX_SDK_DIR``, else ``sdk/`` beside this package."""
+    return Path(os.environ.get("CORTEX_SDK_DIR") or Path(__file__).resolve().parent.parent / "sdk")
+
+
+@plugin.command("new")
+@click.argument("name")
+@click.option("--lang", "language", type=click.Choice(SCAFFOLD_LANGUAGES), required=True,
+              help="Guest language of the new plugin.")
+@click.option("--dir", "parent", type=click.Path(file_okay=False), default=".",
+              help="Create the plugin folder inside this folder (default: here).")
+def new_command(name: str, language: str, parent: str) -> None:
+    """Create plugin NAME from the LANG SDK's template, ready to build and call."""
+    if not NAME_RE.match(name) or "." in name or "_" in name:
+        fail(InvalidInput(f"{name!r} is not a plugin name: use a-z, 0-9 and '-'"))
+    template = sdk_dir() / language / "template"
+    if not template.is_dir():
+        fail(InvalidInput(f"no template for {language} in {template.parent}"))
+    target = Path(parent) / name
+    if target.exists():
+        fail(InvalidInput(f"{target} already exists"))
+    ident = name.replace("-", "_")
+    for source in sorted(template.rglob("*")):
+        relative = source.relative_to(template)
+        if any(part in ("target", "node_modules", ".zig-cache", "zig-out") for part in relative.parts):
+            continue
+        destination = target / relative
+        if source.is_dir():
+            destination.mkdir(parents=True, exist_ok=True)
+            continue
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        data = source.read_bytes()
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            destination.write_bytes(data)
+        else:
+            destination.write_text(text.replace("{{name}}", name).replace("{{ident}}", ident))
+        shutil.copymode(source, destination)
+    (target / ".cortex-env").write_text(
+        f"CORTEX_SDK_DIR={shlex.quote(str(sdk_dir()))}\nPYTHON={shlex.quote(sys.executable)}\n"
+        "export CORTEX_SDK_DIR PYTHON\n"
+    )
+    click.echo(f"created {target} ({language})")
+    click.echo(f"build:  (cd {target} && ./build.sh)")
+    click.echo(f"call:   cortex --plugin-dir {target.parent} plugin call {name} greet '{{\"name\":\"you\"}}'")
 
 
 def main() -> None:

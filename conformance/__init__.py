@@ -1,0 +1,1 @@
+"""Language-neutral conformance suite: vectors, a reference implementation, and a runner."""
