@@ -41,9 +41,11 @@ class WorkerGone(WorkerCrashed):
     """The worker was dead before it received a request: nothing ran, so a retry is safe."""
 
 _SANDBOX_PARENT = str(Path(__file__).resolve().parent.parent)
+# The worker leaves with os._exit: no interpreter teardown, so no wasmtime destructor runs after
+# its async runtime is gone (that ordering can panic), and exit is immediate.
 _BOOT = (
-    "import sys; sys.path.insert(0, sys.argv.pop(1)); "
-    "import sandbox.worker as w; w.main(sys.argv[1:])"
+    "import os, sys; sys.path.insert(0, sys.argv.pop(1)); "
+    "import sandbox.worker as w; w.main(sys.argv[1:]); sys.stderr.flush(); os._exit(0)"
 )
 STDERR_TAIL_LINES = 20
 

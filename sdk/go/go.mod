@@ -1,0 +1,3 @@
+module cortexruntime.dev/cortex
+
+go 1.24
