@@ -25,7 +25,7 @@ unit: $(STAMP) $(EXAMPLE)
 
 example: $(EXAMPLE)
 
-$(EXAMPLE): examples/text-processor/text_processor.c examples/text-processor/build.sh $(STAMP)
+$(EXAMPLE): examples/text-processor/text_processor.c examples/text-processor/build.sh sdk/c/cortex_plugin.h $(STAMP)
 	PYTHON=$(CURDIR)/$(BIN)/python examples/text-processor/build.sh
 
 $(STAMP): pyproject.toml
