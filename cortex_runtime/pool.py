@@ -15,7 +15,8 @@ import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import anyio
 import anyio.abc
@@ -43,7 +44,8 @@ class PoolConfig:
     backoff_max: float = 10.0
     broken_after: int = 3
     start_timeout: float = 20.0
-    cache_dir: str | None = None
+    #: Passed to every worker: confinement switches, readable paths, memory limit.
+    worker_options: dict[str, Any] = field(default_factory=dict)
 
 
 class _Broken:
@@ -69,6 +71,8 @@ class WorkerPool:
         self._consecutive_start_failures = 0
         self._broken: str | None = None
         self._pending_spawns = 0
+        #: The confinement layers the first worker reported (see sandbox/confine.py).
+        self.layers: list[dict[str, Any]] = []
         #: Counters for tests, soak reports and the log.
         self.stats: collections.Counter[str] = collections.Counter()
 
@@ -275,8 +279,12 @@ class WorkerPool:
             self._idle_send.send_nowait(_Broken())
 
     async def _spawn_one(self) -> Worker:
-        worker = await Worker.spawn(cache_dir=self.config.cache_dir,
+        worker = await Worker.spawn(options=self.config.worker_options,
                                     start_timeout=self.config.start_timeout)
+        if not self.layers:
+            self.layers = worker.layers
+            log.info("sandbox.layers", layers={ly["name"]: ly["active"] for ly in worker.layers},
+                     inactive={ly["name"]: ly["detail"] for ly in worker.layers if not ly["active"]})
         self._all.add(worker)
         self.stats["started"] += 1
         log.info("worker.start", worker_pid=worker.pid)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import collections
 import os
 import time
@@ -16,6 +17,7 @@ import anyio.abc
 import orjson
 import structlog
 
+from .artifacts import ArtifactCache
 from .errors import (
     CallTimeout,
     CapabilityNotFound,
@@ -92,6 +94,9 @@ class Runtime:
         quarantine_seconds: float = 30.0,
         max_restarts: int = 10,
         restart_period: float = 10.0,
+        confine: bool = True,
+        require_confinement: bool = False,
+        worker_memory_limit: int = 6 * 1024**3,
     ) -> None:
         count = workers if workers is not None else (os.cpu_count() or 1)
         if count < 1:
@@ -105,10 +110,16 @@ class Runtime:
                 workers=count, spare_workers=spare_workers, max_queue=max_queue,
                 max_calls_per_worker=max_calls_per_worker, max_worker_rss=max_worker_rss,
                 max_restarts=max_restarts, restart_period=restart_period,
-                cache_dir=str(self.cache_dir / "compiled"),
+                worker_options={
+                    "confine": confine, "require_all": require_confinement,
+                    "data_limit": worker_memory_limit,
+                    # what workers may read besides Python itself: staged wasm and artifacts
+                    "read_paths": [str(self.cache_dir / "wasm"), str(self.cache_dir / "compiled")],
+                },
             ),
             warmup=self._warm_worker,
         )
+        self._artifacts = ArtifactCache(self.cache_dir)
         self._quarantine = Quarantine(threshold=quarantine_after, window=quarantine_window,
                                       duration=quarantine_seconds)
         self._plugins: dict[str, PluginInfo] = {}
@@ -121,6 +132,10 @@ class Runtime:
     # -- life cycle ---------------------------------------------------------------------------
 
     async def __aenter__(self) -> Runtime:
+        # Workers may read these two folders and nothing else of the cache (Landlock takes paths
+        # that exist when a worker starts).
+        for sub in ("wasm", "compiled"):
+            (self.cache_dir / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
         try:
@@ -167,6 +182,11 @@ class Runtime:
     def worker_pids(self) -> list[int]:
         """Process ids of the live workers (spares included)."""
         return self._pool.pids
+
+    @property
+    def confinement(self) -> list[dict[str, Any]]:
+        """The OS confinement layers of the workers: name, active, detail."""
+        return list(self._pool.layers)
 
     @property
     def busy_worker_pids(self) -> list[int]:
@@ -268,9 +288,13 @@ class Runtime:
 
     async def _load_into(self, worker: Worker, staged: Path, digest: str) -> dict[str, Any]:
         """Load a module into ``worker``; a load slower than ``load_timeout`` dooms the worker."""
+        artifact = await anyio.to_thread.run_sync(self._artifacts.lookup, digest, worker.engine)
+        request: dict[str, Any] = {"op": "load", "path": str(staged), "digest": digest,
+                                   "artifact": str(artifact) if artifact else None,
+                                   "want_artifact": artifact is None}
         try:
             with anyio.fail_after(self.load_timeout):
-                reply = await worker.request({"op": "load", "path": str(staged), "digest": digest})
+                reply = await worker.request(request)
         except TimeoutError:
             worker.doomed = True
             return {"ok": False, "error": {
@@ -278,7 +302,17 @@ class Runtime:
                 "field": "entryPoint"}}
         if reply.get("ok"):
             worker.loaded.add(digest)
+            encoded = reply.pop("artifact_b64", None)
+            if isinstance(encoded, str):
+                await anyio.to_thread.run_sync(self._store_artifact, digest, worker.engine, encoded)
         return reply
+
+    def _store_artifact(self, digest: str, engine: str, encoded: str) -> None:
+        try:
+            blob = base64.b64decode(encoded, validate=True)
+        except ValueError:
+            return
+        self._artifacts.store(digest, engine, blob)
 
     async def _prepare(self, manifest: Manifest) -> PluginInfo:
         digest, staged = await self._stage(manifest)

@@ -68,18 +68,21 @@ class Worker:
         self.stderr_tail: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL_LINES)
         #: Set when the worker must not serve another call (it trapped, timed out, misbehaved).
         self.doomed = False
+        #: From the hello: the engine fingerprint (artifact cache key) and confinement layers.
+        self.engine = ""
+        self.layers: list[dict[str, Any]] = []
 
     # -- life cycle ---------------------------------------------------------------------------
 
     @classmethod
-    async def spawn(cls, *, cache_dir: str | None, start_timeout: float = 20.0) -> Worker:
+    async def spawn(cls, *, options: dict[str, Any], start_timeout: float = 20.0) -> Worker:
         """Start a worker and wait for its hello; ``WorkerCrashed`` if it does not come up."""
         to_worker_r, to_worker_w = os.pipe()
         from_worker_r, from_worker_w = os.pipe()
         try:
             process = await anyio.open_process(
                 [sys.executable, "-I", "-c", _BOOT, _SANDBOX_PARENT, str(to_worker_r),
-                 str(from_worker_w), str(os.getpid()), cache_dir or ""],
+                 str(from_worker_w), str(os.getpid()), orjson.dumps(options).decode()],
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                 pass_fds=(to_worker_r, from_worker_w), env={}, start_new_session=True,
             )
@@ -105,9 +108,15 @@ class Worker:
             with anyio.CancelScope(shield=True):
                 await worker.kill()
             raise
+        if hello.get("op") == "fatal":
+            await worker.kill()
+            raise WorkerCrashed(f"worker refused to start: {(hello.get('error') or {}).get('message')}")
         if hello.get("op") != "hello" or hello.get("protocol") != PROTOCOL_VERSION:
             await worker.kill()
             raise WorkerCrashed(f"worker sent an unexpected greeting: {str(hello)[:200]}")
+        worker.engine = str(hello.get("engine", ""))
+        layers = hello.get("layers")
+        worker.layers = list(layers) if isinstance(layers, list) else []
         return worker
 
     @property

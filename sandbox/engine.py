@@ -1,20 +1,15 @@
-"""The worker's Wasmtime engine, its on-disk compiled-module cache, and plugin loading.
+"""The worker's Wasmtime engine and plugin loading.
 
-One :class:`Engine` per worker process. Modules are compiled once and cached on disk, keyed by the
-wasm's SHA-256 plus everything that makes compiled code incompatible (wasmtime version, engine
-settings, CPU architecture), so a restarted worker deserialises instead of recompiling. Cached
-files carry an HMAC made with a key only the cache owner can read: a file the cache did not write
-is never deserialised (deserialising is loading native code).
+One engine per worker process. A module is either compiled from its wasm, or deserialised from a
+compiled artifact that the *supervisor* vouches for: the supervisor owns the on-disk cache, checks
+each artifact's HMAC with a key workers cannot read, and writes new artifacts that workers send back
+after compiling (workers can write no file at all). See ``cortex_runtime/artifacts.py``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import hmac
-import os
 import platform
-import secrets
 import time
 from dataclasses import dataclass, field
 from importlib.metadata import version as _dist_version
@@ -67,77 +62,6 @@ def make_engine() -> wasmtime.Engine:
     config.wasm_multi_memory = False
     config.wasm_memory64 = False
     return wasmtime.Engine(config)
-
-
-class ModuleCache:
-    """Compiled modules on disk, authenticated with an HMAC so foreign files are ignored."""
-
-    def __init__(self, directory: str | None, engine: wasmtime.Engine) -> None:
-        self._engine = engine
-        self._dir = directory
-        self._key: bytes | None = None
-        self._settings = repr(sorted(engine_settings().items())).encode()
-        if directory:
-            try:
-                os.makedirs(directory, mode=0o700, exist_ok=True)
-                self._key = self._load_key(directory)
-            except OSError:
-                self._dir = None  # an unusable cache only costs speed
-
-    @staticmethod
-    def _load_key(directory: str) -> bytes:
-        path = os.path.join(directory, "cache.key")
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            with open(path, "rb") as existing:
-                key = existing.read()
-            if len(key) != 32:
-                raise OSError("cache key is corrupt") from None
-            return key
-        key = secrets.token_bytes(32)
-        with os.fdopen(fd, "wb") as new:
-            new.write(key)
-        return key
-
-    def _path(self, digest: str) -> str:
-        assert self._dir is not None
-        name = hashlib.sha256(digest.encode() + b"|" + self._settings).hexdigest()
-        return os.path.join(self._dir, f"{name}.cwasm")
-
-    def _mac(self, payload: bytes) -> bytes:
-        assert self._key is not None
-        return hmac.new(self._key, _CACHE_MAGIC + self._settings + payload, "sha256").digest()
-
-    def get(self, digest: str) -> wasmtime.Module | None:
-        if not self._dir:
-            return None
-        try:
-            with open(self._path(digest), "rb") as f:
-                blob = f.read()
-        except OSError:
-            return None
-        magic, mac, payload = blob[:8], blob[8:40], blob[40:]
-        if magic != _CACHE_MAGIC or not hmac.compare_digest(mac, self._mac(payload)):
-            return None
-        try:
-            return wasmtime.Module.deserialize(self._engine, payload)
-        except wasmtime.WasmtimeError:
-            return None
-
-    def put(self, digest: str, module: wasmtime.Module) -> None:
-        if not self._dir:
-            return
-        payload = bytes(module.serialize())
-        path = self._path(digest)
-        tmp = f"{path}.{os.getpid()}.tmp"
-        try:
-            with open(tmp, "wb") as f:
-                f.write(_CACHE_MAGIC + self._mac(payload) + payload)
-            os.replace(tmp, path)
-        except OSError:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
 
 
 @dataclass
@@ -248,27 +172,35 @@ def check_module_shape(facts: dict[str, Any]) -> None:
 
 
 def compile_module(
-    engine: wasmtime.Engine, cache: ModuleCache, wasm: bytes, digest: str
+    engine: wasmtime.Engine, wasm: bytes, artifact: str | None
 ) -> tuple[wasmtime.Module, bool]:
-    """Compile (or take from the cache) a wasm binary; returns the module and whether it was cached."""
+    """Deserialise the supervisor-vouched ``artifact`` if given and usable, else compile ``wasm``.
+    Returns the module and whether it came from the artifact."""
     if not wasm.startswith(WASM_MAGIC):
         if wasm[:4] == b"\x00asm":
             raise LoadError("the file is a WebAssembly component or unknown version, not a core module")
         raise LoadError("the file is not a WebAssembly binary module (bad magic number)")
-    module = cache.get(digest)
-    if module is not None:
-        return module, True
+    if artifact:
+        try:
+            return wasmtime.Module.deserialize_file(engine, artifact), True
+        except (wasmtime.WasmtimeError, OSError):
+            pass  # stale or unreadable: compile instead
     try:
         module = wasmtime.Module(engine, wasm)
     except wasmtime.WasmtimeError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else "invalid module"
         raise LoadError(f"the module does not compile: {first}") from None
-    cache.put(digest, module)
     return module, False
 
 
+def engine_fingerprint() -> str:
+    """Identifies compiled-code compatibility; part of the supervisor's artifact cache key."""
+    return hashlib.sha256(repr(sorted(engine_settings().items())).encode()).hexdigest()[:32]
+
+
 def load_plugin(
-    engine: wasmtime.Engine, linker: wasmtime.Linker, cache: ModuleCache, path: str, digest: str
+    engine: wasmtime.Engine, linker: wasmtime.Linker, path: str, digest: str,
+    artifact: str | None = None,
 ) -> LoadedPlugin:
     """Read, verify, compile and link the plugin at ``path`` whose SHA-256 must be ``digest``."""
     started = time.perf_counter()
@@ -280,7 +212,7 @@ def load_plugin(
     actual = hashlib.sha256(wasm).hexdigest()
     if actual != digest:
         raise LoadError(f"the wasm file changed while loading (sha256 {actual}, expected {digest})")
-    module, cached = compile_module(engine, cache, wasm, digest)
+    module, cached = compile_module(engine, wasm, artifact)
     facts = describe_module(module)
     check_module_shape(facts)
     try:

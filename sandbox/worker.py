@@ -1,11 +1,12 @@
-"""The worker process: read a request frame, act on it, write one response frame, repeat.
+"""The worker process: confine itself, then read a request frame, act on it, reply, repeat.
 
-Started by the supervisor as ``python -I -c ... <in-fd> <out-fd> <parent-pid> <cache-dir>``. It
+Started by the supervisor as ``python -I -c ... <in-fd> <out-fd> <parent-pid> <options-json>``. It
 exits when the request channel closes, on a ``shutdown`` request, or when its parent dies.
 """
 
 from __future__ import annotations
 
+import base64
 import os
 import sys
 from typing import Any
@@ -13,31 +14,53 @@ from typing import Any
 from . import confine
 from .framing import PROTOCOL_VERSION, FrameError, encode_frame, read_frame, write_all
 
+#: A compiled artifact larger than this is not sent back for caching (it would not fit a frame).
+MAX_ARTIFACT_BYTES = 20 * 1024 * 1024
+DEFAULT_DATA_LIMIT = 6 * 1024**3
+
 
 def main(argv: list[str]) -> None:
+    import json
+
     in_fd, out_fd, parent_pid = int(argv[0]), int(argv[1]), int(argv[2])
-    cache_dir = argv[3] if len(argv) > 3 and argv[3] else None
-    confine.die_with_parent(parent_pid)
+    options: dict[str, Any] = json.loads(argv[3]) if len(argv) > 3 and argv[3] else {}
+    confined = bool(options.get("confine", True))
+
+    # 1-3: before any thread exists and before anything touches a plugin.
+    layers = [confine.die_with_parent(parent_pid)]
+    if confined:
+        layers.append(confine.enter_namespaces())
+        layers.append(confine.set_rlimits(data_bytes=int(options.get("data_limit", DEFAULT_DATA_LIMIT))))
     confine.close_inherited_fds({in_fd, out_fd})
     confine.silence_stdio()
     sys.stdout = sys.stderr  # anything that prints goes to the diagnostics pipe
 
+    # 4: the engine, while files and syscalls are still open.
     import orjson
 
     from .engine import (
         WASMTIME_VERSION,
         LoadedPlugin,
         LoadError,
-        ModuleCache,
+        engine_fingerprint,
         load_plugin,
         make_engine,
     )
     from .execute import CallFailed, Executor
 
     engine = make_engine()
-    cache = ModuleCache(cache_dir, engine)
     executor = Executor(engine)
+    if confined:
+        confine.preload()
     plugins: dict[str, LoadedPlugin] = {}
+    confine.watch_parent(parent_pid)
+
+    # 5-7: no new privileges, Landlock, seccomp last.
+    if confined:
+        layers.append(confine.no_new_privs())
+        layers.append(confine.landlock([*confine.python_read_paths(), *options.get("read_paths", [])]))
+        layers.append(confine.seccomp())
+    missing = [layer for layer in layers if not layer.active]
 
     def send(message: dict[str, Any]) -> None:
         try:
@@ -48,8 +71,15 @@ def main(argv: list[str]) -> None:
                 "kind": "invalid_output", "message": f"the reply is too large to send: {exc}"}})
         write_all(out_fd, frame)
 
-    send({"op": "hello", "pid": os.getpid(), "protocol": PROTOCOL_VERSION,
-          "wasmtime": WASMTIME_VERSION})
+    hello = {"op": "hello", "pid": os.getpid(), "protocol": PROTOCOL_VERSION,
+             "wasmtime": WASMTIME_VERSION, "engine": engine_fingerprint(),
+             "layers": [layer.as_dict() for layer in layers]}
+    if confined and options.get("require_all") and missing:
+        names = ", ".join(f"{layer.name} ({layer.detail})" for layer in missing)
+        send({"op": "fatal", "error": {"kind": "confinement",
+                                       "message": f"required confinement unavailable: {names}"}})
+        return
+    send(hello)
 
     while True:
         try:
@@ -96,14 +126,21 @@ def main(argv: list[str]) -> None:
             send(fields)
         elif op == "load":
             digest = str(request.get("digest", ""))
+            artifact = request.get("artifact")
             try:
-                plugin = load_plugin(engine, executor.linker, cache, str(request["path"]), digest)
+                plugin = load_plugin(engine, executor.linker, str(request["path"]), digest,
+                                     str(artifact) if artifact else None)
             except LoadError as exc:
                 send({"id": call_id, "ok": False,
                       "error": {"kind": "load", "message": str(exc), "field": exc.field}})
                 continue
             plugins[digest] = plugin
-            send({"id": call_id, "ok": True, "facts": plugin.facts})
+            reply: dict[str, Any] = {"id": call_id, "ok": True, "facts": plugin.facts}
+            if request.get("want_artifact") and plugin.facts.get("cache") == "miss":
+                blob = bytes(plugin.module.serialize())
+                if len(blob) <= MAX_ARTIFACT_BYTES:
+                    reply["artifact_b64"] = base64.b64encode(blob).decode("ascii")
+            send(reply)
         elif op == "unload":
             plugins.pop(str(request.get("digest", "")), None)
             send({"id": call_id, "ok": True})
