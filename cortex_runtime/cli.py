@@ -105,7 +105,8 @@ def run(fn: Callable[[], Awaitable[T]]) -> T:
 
 def one_shot_runtime(ctx: click.Context, **options: Any) -> Runtime:
     settings = ctx.obj
-    return Runtime(workers=1, spare_workers=0, cache_dir=settings["cache_dir"], **options)
+    return Runtime(workers=1, spare_workers=0, cache_dir=settings["cache_dir"],
+                   require_confinement=settings["require_confinement"], **options)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -116,15 +117,18 @@ def one_shot_runtime(ctx: click.Context, **options: Any) -> Runtime:
                    "./plugins then ~/.cortex/plugins.")
 @click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
               help="Where compiled modules are cached (default: ~/.cache/cortex-runtime).")
+@click.option("--require-confinement", is_flag=True,
+              help="Fail closed: refuse to run plugins unless every sandbox layer is active.")
 @click.version_option(package_name="cortex-runtime")
 @click.pass_context
 def cli(ctx: click.Context, verbose: bool, json_logs: bool, plugin_dirs: tuple[str, ...],
-        cache_dir: str | None) -> None:
+        cache_dir: str | None, require_confinement: bool) -> None:
     """Cortex Runtime: run WebAssembly plugins in sandboxed worker processes."""
     configure_logging(verbose=verbose, json=json_logs)
     ctx.obj = {
         "plugin_dirs": plugin_search_path(plugin_dirs),
         "cache_dir": Path(cache_dir) if cache_dir else default_cache_dir(),
+        "require_confinement": require_confinement,
     }
 
 
@@ -267,6 +271,32 @@ def install_command(ctx: click.Context, path: str, force: bool, destination_dir:
     destination.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy2(info.wasm_path, destination)
     click.echo(f"installed {info.name} {info.version} into {target}")
+
+
+@cli.command("doctor")
+@click.option("--require-all", is_flag=True, help="Exit 4 unless every confinement layer is active.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def doctor_command(ctx: click.Context, require_all: bool, as_json: bool) -> None:
+    """Start a worker and show which sandbox layers are active on this host, and why not."""
+
+    async def go() -> list[dict[str, Any]]:
+        async with one_shot_runtime(ctx) as rt:
+            return rt.confinement
+
+    layers = run(go)
+    inactive = [layer for layer in layers if not layer["active"]]
+    if as_json:
+        click.echo(orjson.dumps({"layers": layers, "all_active": not inactive},
+                                option=orjson.OPT_INDENT_2).decode())
+    else:
+        for layer in layers:
+            mark = "active  " if layer["active"] else "INACTIVE"
+            click.echo(f"{mark}  {layer['name']:<13} {layer['detail']}")
+        click.echo("every layer is active" if not inactive else
+                   f"{len(inactive)} layer(s) inactive: the worker is less confined on this host")
+    if require_all and inactive:
+        sys.exit(EXIT_RUNTIME)
 
 
 SCAFFOLD_LANGUAGES = ("rust", "go", "c", "zig", "assemblyscript", "wat")

@@ -101,6 +101,8 @@ class Runtime:
         count = workers if workers is not None else (os.cpu_count() or 1)
         if count < 1:
             raise ValueError("workers must be at least 1")
+        if require_confinement and not confine:
+            raise ValueError("require_confinement=True needs confine=True")
         self.plugin_dirs = [Path(d) for d in plugin_dirs]
         self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         self.timeout_grace = timeout_grace
