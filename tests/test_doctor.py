@@ -40,9 +40,10 @@ async def test_require_confinement_fails_closed_when_a_layer_is_missing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Simulate a kernel without Landlock inside the worker, before it confines itself.
-    without_landlock = ("import sandbox.confine as c; c.landlock_abi = lambda: 0; "
-                        + worker_module._BOOT.replace("import os, sys; sys.path.insert(0, sys.argv.pop(1)); ", ""))
-    boot = "import os, sys; sys.path.insert(0, sys.argv.pop(1)); " + without_landlock
+    prefix = "import os, sys; sys.path.insert(0, sys.argv.pop(1)); "
+    assert worker_module._BOOT.startswith(prefix)
+    boot = (prefix + "import sandbox.confine as c; c.landlock_abi = lambda: 0; "
+            + worker_module._BOOT.removeprefix(prefix))
     monkeypatch.setattr(worker_module, "_BOOT", boot)
     with pytest.raises(WorkerCrashed, match="required confinement unavailable: landlock"):
         async with Runtime(workers=1, spare_workers=0, cache_dir=tmp_path, require_confinement=True):
