@@ -240,8 +240,9 @@ def preload() -> None:
 
 
 def seccomp() -> Layer:
-    """Deny the syscalls in :data:`DENIED_SYSCALLS`, non-thread ``clone``, signals to other
-    processes, and make ``clone3`` fail with ENOSYS so libc falls back to ``clone`` for threads."""
+    """Deny the syscalls in :data:`DENIED_SYSCALLS`, non-thread ``clone``, signals, limits,
+    priorities and scheduling aimed at other processes, and make ``clone3`` fail with ENOSYS so
+    libc falls back to ``clone`` for threads."""
     pyseccomp = _SECCOMP_BINDING.get("module")
     if pyseccomp is None:
         return Layer("seccomp", False, f"no libseccomp binding ({_SECCOMP_BINDING.get('error')})")
@@ -257,13 +258,26 @@ def seccomp() -> Layer:
         flt.add_rule(pyseccomp.ERRNO(errno.ENOSYS), "clone3")
         flt.add_rule(deny, "clone", pyseccomp.Arg(0, pyseccomp.MASKED_EQ, CLONE_THREAD, 0))
         me = os.getpid()
-        flt.add_rule(deny, "kill", pyseccomp.Arg(0, pyseccomp.NE, me))
-        flt.add_rule(deny, "tgkill", pyseccomp.Arg(0, pyseccomp.NE, me))
+        # Signals only to itself (Landlock's signal scope covers this too, on ABI >= 6).
+        for name in ("kill", "tgkill", "rt_sigqueueinfo", "rt_tgsigqueueinfo"):
+            flt.add_rule(deny, name, pyseccomp.Arg(0, pyseccomp.NE, me))
+        # Limits, priorities and scheduling only of itself (0 = "the caller"): another process of
+        # the same user (the supervisor!) could otherwise be killed with RLIMIT_CPU=1 or starved.
+        for name in ("prlimit64", "sched_setaffinity", "sched_setscheduler", "sched_setparam",
+                     "sched_setattr", "move_pages", "migrate_pages"):
+            flt.add_rule(deny, name, pyseccomp.Arg(0, pyseccomp.NE, 0))
+        for name in ("setpriority", "ioprio_set"):
+            flt.add_rule(deny, name, pyseccomp.Arg(1, pyseccomp.NE, 0))
+        for name in ("kcmp", "process_madvise", "process_mrelease"):
+            try:
+                flt.add_rule(deny, name)
+            except (RuntimeError, ValueError, OSError):
+                skipped.append(name)
         flt.load()
     except Exception as exc:  # libseccomp missing or refusing: report, never crash
         return Layer("seccomp", False, f"cannot load the filter: {exc}")
-    return Layer("seccomp", True, f"{len(DENIED_SYSCALLS) - len(skipped) + 3} syscall rules, "
-                                  "threads only, no exec/fork/sockets/ptrace")
+    return Layer("seccomp", True, f"{len(DENIED_SYSCALLS) + 16 - len(skipped)} syscall rules, "
+                                  "threads only, no exec/fork/sockets/ptrace, acts only on itself")
 
 
 # -- plumbing -----------------------------------------------------------------------------------
