@@ -73,6 +73,10 @@ class LoadedPlugin:
     pre: wasmtime.InstancePre
     capabilities: frozenset[str]
     has_initialize: bool
+    #: Export name -> index in the instance's export list (for lookups without name scans).
+    export_index: dict[str, int]
+    #: Whether the module imports WASI (a store without WASI is cheaper to set up).
+    uses_wasi: bool
     allocators: frozenset[str]
     memory_min_pages: int
     facts: dict[str, Any] = field(default_factory=dict)
@@ -149,6 +153,9 @@ def check_module_shape(facts: dict[str, Any]) -> None:
         raise LoadError("the module must export exactly one linear memory, named 'memory'")
     if memories[0]["memory64"] or memories[0]["shared"]:
         raise LoadError("the exported memory must be a 32-bit, unshared memory")
+    init = next((e for e in facts["exports"] if e["name"] == "_initialize"), None)
+    if init is not None and (init["kind"] != "func" or init["params"] or init["results"]):
+        raise LoadError("the export '_initialize' must be a function () -> ()")
     if any(e["name"] == "_start" for e in facts["exports"]):
         raise LoadError(
             "the module exports '_start' (a WASI command); build it as a reactor "
@@ -222,12 +229,15 @@ def load_plugin(
     facts["cache"] = "hit" if cached else "miss"
     facts["load_ms"] = round((time.perf_counter() - started) * 1000, 3)
     memory = facts["memory"]
+    export_index = {export.name: i for i, export in enumerate(module.exports)}
     return LoadedPlugin(
         digest=digest,
         module=module,
         pre=pre,
         capabilities=frozenset(facts["capabilities"]),
         has_initialize=facts["has_initialize"],
+        export_index=export_index,
+        uses_wasi=any(i["module"] == WASI_MODULE for i in facts["imports"]),
         allocators=frozenset(facts["allocators"]),
         memory_min_pages=memory["min_pages"],
         facts=facts,

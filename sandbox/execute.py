@@ -18,6 +18,8 @@ from typing import Any
 
 import orjson
 import wasmtime
+from wasmtime import _ffi as ffi
+from wasmtime._func import enter_wasm
 
 from .engine import CORTEX_MODULE, LoadedPlugin
 
@@ -133,11 +135,51 @@ class _CallState:
     setup_bytes: int = 0
 
 
-def _func(exports: Any, name: str) -> wasmtime.Func:
-    func = exports[name]
-    if not isinstance(func, wasmtime.Func):
-        raise CallFailed("trap", f"export {name!r} is not a function", trap_code="bad_export")
-    return func
+class _Exports:
+    """Export lookups by precomputed index, straight through the C API (wasmtime-py's
+    ``Instance.exports`` wraps every export of the module on each call)."""
+
+    def __init__(self, store: wasmtime.Store, instance: wasmtime.Instance, plugin: LoadedPlugin) -> None:
+        self._store = store
+        self._instance = instance
+        self._index = plugin.export_index
+
+    def _extern(self, name: str) -> Any:
+        item = ffi.wasmtime_extern_t()
+        name_ptr = ctypes.POINTER(ctypes.c_char)()
+        name_len = ctypes.c_size_t()
+        found = ffi.wasmtime_instance_export_nth(
+            self._store._context(), ctypes.byref(self._instance._instance), self._index[name],
+            ctypes.byref(name_ptr), ctypes.byref(name_len), ctypes.byref(item))
+        if not found:
+            raise CallFailed("trap", f"export {name!r} is missing", trap_code="bad_export")
+        return item
+
+    def func(self, name: str) -> Any:
+        item = self._extern(name)
+        if item.kind != ffi.WASMTIME_EXTERN_FUNC.value:
+            raise CallFailed("trap", f"export {name!r} is not a function", trap_code="bad_export")
+        return item.of.func
+
+    def memory(self, name: str = "memory") -> wasmtime.Memory:
+        item = self._extern(name)
+        if item.kind != ffi.WASMTIME_EXTERN_MEMORY.value:
+            raise CallFailed("trap", "the module has no linear memory", trap_code="instantiation")
+        return wasmtime.Memory._from_raw(item.of.memory)
+
+
+def call_raw(store: wasmtime.Store, func: Any, *args: int) -> int:
+    """Call a function whose signature was checked at load time (i32 params, at most one i32
+    result), without wasmtime-py's per-call type checks and conversions."""
+    values = (ffi.wasmtime_val_raw_t * max(len(args), 1))()
+    for i, arg in enumerate(args):
+        values[i].i32 = arg
+    with enter_wasm(store) as trap:
+        error = ffi.wasmtime_func_call_unchecked(
+            store._context(), ctypes.byref(func), values, len(values), trap)
+        if error:
+            raise wasmtime.WasmtimeError._from_ptr(error)
+    return int(values[0].i32)
 
 
 class EpochTicker:
@@ -195,6 +237,7 @@ class Executor:
         )
         self.ticker = EpochTicker(engine)
         self._ctx: CallContext | None = None
+        self._spent_store: wasmtime.Store | None = None
         #: What the most recent call logged and burned, kept for failure reports.
         self.last_context: CallContext | None = None
         self.last_fuel_used = 0
@@ -222,6 +265,10 @@ class Executor:
 
     # -- one call -----------------------------------------------------------------------------
 
+    def release(self) -> None:
+        """Free the last call's store and instance; called once its reply is on its way."""
+        self._spent_store = None
+
     def call(
         self,
         plugin: LoadedPlugin,
@@ -243,10 +290,13 @@ class Executor:
         store.set_epoch_deadline(ticks_for(timeout_ms))
         store.set_limits(memory_size=max_pages * PAGE, table_elements=100_000, instances=1,
                          tables=4, memories=1)
-        wasi = wasmtime.WasiConfig()
-        wasi.stdout_custom = lambda data: ctx.write_stream("stdout", data)
-        wasi.stderr_custom = lambda data: ctx.write_stream("stderr", data)
-        store.set_wasi(wasi)
+        if plugin.uses_wasi:
+            wasi = wasmtime.WasiConfig()
+            wasi.stdout_custom = lambda data: ctx.write_stream("stdout", data)
+            wasi.stderr_custom = lambda data: ctx.write_stream("stderr", data)
+            store.set_wasi(wasi)
+        # Freed after the reply is sent (see release()): deleting a store costs tens of µs.
+        self._spent_store = store
         state = _CallState()
         self._ctx = ctx
         started = time.perf_counter()
@@ -288,10 +338,8 @@ class Executor:
         except wasmtime.WasmtimeError as exc:
             raise CallFailed("trap", f"instantiation failed: {_split_trap(str(exc))[0]}",
                              trap_code="instantiation") from None
-        exports = instance.exports(store)
-        memory = exports["memory"]
-        if not isinstance(memory, wasmtime.Memory):
-            raise CallFailed("trap", "the module has no linear memory", trap_code="instantiation")
+        exports = _Exports(store, instance, plugin)
+        memory = exports.memory()
         state.memory = memory
         current = memory.data_len(store) // PAGE
         if min_pages > current:
@@ -303,9 +351,9 @@ class Executor:
                 ) from None
         state.setup_bytes = memory.data_len(store)
         if plugin.has_initialize:
-            _func(exports, "_initialize")(store)
-        ptr = self._write_input(_func(exports, allocator), memory, store, allocator, payload)
-        result_ptr = int(_func(exports, export)(store, ptr, len(payload))) & U32
+            call_raw(store, exports.func("_initialize"))
+        ptr = self._write_input(exports.func(allocator), memory, store, allocator, payload)
+        result_ptr = call_raw(store, exports.func(export), ptr, len(payload)) & U32
         return self._read_output(memory, store, result_ptr, max_output, ctx)
 
     def _classify(self, exc: Exception, ctx: CallContext) -> CallFailed:
@@ -321,9 +369,9 @@ class Executor:
         return CallFailed("trap", reason, trap_code="host", backtrace=trace)
 
     @staticmethod
-    def _write_input(alloc: wasmtime.Func, memory: wasmtime.Memory, store: wasmtime.Store,
+    def _write_input(alloc: Any, memory: wasmtime.Memory, store: wasmtime.Store,
                      allocator: str, payload: bytes) -> int:
-        ptr = int(alloc(store, max(len(payload), 1))) & U32
+        ptr = call_raw(store, alloc, max(len(payload), 1)) & U32
         if ptr == 0:
             raise CallFailed("invalid_output", f"allocator {allocator!r} returned a null pointer")
         if ptr + len(payload) > memory.data_len(store):

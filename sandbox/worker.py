@@ -121,9 +121,11 @@ def main(argv: list[str]) -> None:
                       "fuel_used": executor.last_fuel_used,
                       "logs": last.logs if last else [],
                       "dropped_logs": last.dropped_logs if last else 0})
+                executor.release()
                 continue
             fields.update(id=call_id, ok=True, logs=ctx.logs, dropped_logs=ctx.dropped_logs)
             send(fields)
+            executor.release()
         elif op == "load":
             digest = str(request.get("digest", ""))
             artifact = request.get("artifact")
