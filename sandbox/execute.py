@@ -128,6 +128,19 @@ def read_guest(memory: wasmtime.Memory, store: Any, ptr: int, length: int) -> by
 
 
 @dataclass
+class _Prepared:
+    """A fresh instance made while the worker was idle, waiting for its one and only call."""
+
+    key: tuple[str, int, int, int]
+    store: wasmtime.Store
+    exports: _Exports
+    state: _CallState
+    ctx: CallContext
+    fuel: int
+    fuel_used: int
+
+
+@dataclass
 class _CallState:
     """What the failure classifier needs to know about how far a call got."""
 
@@ -238,6 +251,7 @@ class Executor:
         self.ticker = EpochTicker(engine)
         self._ctx: CallContext | None = None
         self._spent_store: wasmtime.Store | None = None
+        self._prepared: _Prepared | None = None
         #: What the most recent call logged and burned, kept for failure reports.
         self.last_context: CallContext | None = None
         self.last_fuel_used = 0
@@ -269,6 +283,47 @@ class Executor:
         """Free the last call's store and instance; called once its reply is on its way."""
         self._spent_store = None
 
+    def _new_store(self, plugin: LoadedPlugin, ctx: CallContext, *, fuel: int, timeout_ms: float,
+                   max_pages: int) -> wasmtime.Store:
+        store = wasmtime.Store(self.engine)
+        store.set_fuel(fuel)
+        store.set_epoch_deadline(ticks_for(timeout_ms))
+        store.set_limits(memory_size=max_pages * PAGE, table_elements=100_000, instances=1,
+                         tables=4, memories=1)
+        if plugin.uses_wasi:
+            wasi = wasmtime.WasiConfig()
+            wasi.stdout_custom = lambda data: ctx.write_stream("stdout", data)
+            wasi.stderr_custom = lambda data: ctx.write_stream("stderr", data)
+            store.set_wasi(wasi)
+        return store
+
+    def prepare(self, plugin: LoadedPlugin, *, fuel: int, timeout_ms: float, min_pages: int,
+                max_pages: int, max_log: int) -> None:
+        """While idle, instantiate (and initialise) a fresh instance for the plugin's next call.
+
+        It is still one brand-new instance per call, never reused: it only moves instantiation
+        off the next call's critical path. Any failure just drops it; the next call then runs
+        the ordinary path and reports the failure properly."""
+        self._prepared = None
+        ctx = CallContext(max_log_bytes=max_log)
+        store = self._new_store(plugin, ctx, fuel=fuel, timeout_ms=timeout_ms, max_pages=max_pages)
+        state = _CallState()
+        self._ctx = ctx
+        self.ticker.start()
+        try:
+            exports = self._instantiate(plugin, store, state, min_pages=min_pages, max_pages=max_pages)
+        except (CallFailed, HostTrap, wasmtime.Trap, wasmtime.WasmtimeError):
+            return
+        finally:
+            self.ticker.stop()
+            self._ctx = None
+        if ctx.error is not None:
+            return
+        self._prepared = _Prepared(
+            key=(plugin.digest, min_pages, max_pages, max_log), store=store, exports=exports,
+            state=state, ctx=ctx, fuel=fuel, fuel_used=fuel - store.get_fuel(),
+        )
+
     def call(
         self,
         plugin: LoadedPlugin,
@@ -284,26 +339,31 @@ class Executor:
         max_log: int,
     ) -> tuple[dict[str, Any], CallContext]:
         """Run ``export`` on a fresh instance; return the frame fields and the collected logs."""
-        ctx = CallContext(max_log_bytes=max_log)
-        store = wasmtime.Store(self.engine)
-        store.set_fuel(fuel)
-        store.set_epoch_deadline(ticks_for(timeout_ms))
-        store.set_limits(memory_size=max_pages * PAGE, table_elements=100_000, instances=1,
-                         tables=4, memories=1)
-        if plugin.uses_wasi:
-            wasi = wasmtime.WasiConfig()
-            wasi.stdout_custom = lambda data: ctx.write_stream("stdout", data)
-            wasi.stderr_custom = lambda data: ctx.write_stream("stderr", data)
-            store.set_wasi(wasi)
+        prepared, self._prepared = self._prepared, None
+        started = time.perf_counter()
+        if (prepared is not None and prepared.key == (plugin.digest, min_pages, max_pages, max_log)
+                and prepared.fuel_used < fuel):
+            ctx, store, state = prepared.ctx, prepared.store, prepared.state
+            exports: _Exports | None = prepared.exports
+            store.set_fuel(fuel - prepared.fuel_used)  # instantiation's fuel counts against the call
+            store.set_epoch_deadline(ticks_for(timeout_ms))
+        else:
+            ctx = CallContext(max_log_bytes=max_log)
+            store = self._new_store(plugin, ctx, fuel=fuel, timeout_ms=timeout_ms, max_pages=max_pages)
+            state = _CallState()
+            exports = None
         # Freed after the reply is sent (see release()): deleting a store costs tens of µs.
         self._spent_store = store
-        state = _CallState()
         self._ctx = ctx
-        started = time.perf_counter()
         self.ticker.start()
         try:
-            output = self._run(plugin, export, payload, store, state, ctx, min_pages=min_pages,
-                               max_pages=max_pages, allocator=allocator, max_output=max_output)
+            if exports is None:
+                exports = self._instantiate(plugin, store, state, min_pages=min_pages,
+                                            max_pages=max_pages)
+            assert state.memory is not None
+            ptr = self._write_input(exports.func(allocator), state.memory, store, allocator, payload)
+            result_ptr = call_raw(store, exports.func(export), ptr, len(payload)) & U32
+            output = self._read_output(state.memory, store, result_ptr, max_output, ctx)
         except (CallFailed, HostTrap, wasmtime.Trap, wasmtime.WasmtimeError) as exc:
             failed = self._classify(exc, ctx)
             raise self._finish_failure(failed, ctx, state, store, max_pages) from None
@@ -313,19 +373,20 @@ class Executor:
             ctx.flush_streams()
             self.last_context = ctx
             try:
-                self.last_fuel_used = fuel - store.get_fuel()
+                self.last_fuel_used = fuel - store.get_fuel()  # instantiation's share included
             except wasmtime.WasmtimeError:
                 self.last_fuel_used = fuel
         fields = {
             "result": orjson.Fragment(output),
-            "fuel_used": fuel - store.get_fuel(),
+            "fuel_used": self.last_fuel_used,
             "elapsed_us": int((time.perf_counter() - started) * 1e6),
         }
         return fields, ctx
 
-    def _run(self, plugin: LoadedPlugin, export: str, payload: bytes, store: wasmtime.Store,
-             state: _CallState, ctx: CallContext, *, min_pages: int, max_pages: int, allocator: str,
-             max_output: int) -> bytes:
+    def _instantiate(self, plugin: LoadedPlugin, store: wasmtime.Store, state: _CallState, *,
+                     min_pages: int, max_pages: int) -> _Exports:
+        """A fresh instance: instantiate (start function runs), grow to ``min_pages``, and call
+        ``_initialize`` for reactors."""
         if plugin.memory_min_pages > max_pages:
             raise CallFailed(
                 "memory", f"the module needs {plugin.memory_min_pages} pages of memory at start, "
@@ -352,9 +413,7 @@ class Executor:
         state.setup_bytes = memory.data_len(store)
         if plugin.has_initialize:
             call_raw(store, exports.func("_initialize"))
-        ptr = self._write_input(exports.func(allocator), memory, store, allocator, payload)
-        result_ptr = call_raw(store, exports.func(export), ptr, len(payload)) & U32
-        return self._read_output(memory, store, result_ptr, max_output, ctx)
+        return exports
 
     def _classify(self, exc: Exception, ctx: CallContext) -> CallFailed:
         if isinstance(exc, CallFailed):

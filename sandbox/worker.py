@@ -126,6 +126,10 @@ def main(argv: list[str]) -> None:
             fields.update(id=call_id, ok=True, logs=ctx.logs, dropped_logs=ctx.dropped_logs)
             send(fields)
             executor.release()
+            # Idle now: make the next call's fresh instance ahead of time (same limits).
+            executor.prepare(plugin, fuel=int(request["fuel"]), timeout_ms=float(request["timeout_ms"]),
+                             min_pages=int(request["min_pages"]), max_pages=int(request["max_pages"]),
+                             max_log=int(request["max_log"]))
         elif op == "load":
             digest = str(request.get("digest", ""))
             artifact = request.get("artifact")
