@@ -26,6 +26,7 @@ from .engine import CORTEX_MODULE, LoadedPlugin
 PAGE = 65536
 U32 = 0xFFFFFFFF
 MAX_MESSAGE_BYTES = 4096
+LOG_LINE_OVERHEAD = 16
 EPOCH_TICK_SECONDS = 0.002
 LEVELS = {0: "debug", 1: "info", 2: "warning", 3: "error"}
 
@@ -93,10 +94,12 @@ class CallContext:
     streams: dict[str, bytearray] = field(default_factory=dict)
 
     def add_log(self, level: str, stream: str, data: bytes) -> None:
-        if self.log_bytes + len(data) > self.max_log_bytes:
+        # Each line also costs a fixed overhead, so a flood of empty lines is bounded too.
+        cost = len(data) + LOG_LINE_OVERHEAD
+        if self.log_bytes + cost > self.max_log_bytes:
             self.dropped_logs += 1
             return
-        self.log_bytes += len(data)
+        self.log_bytes += cost
         text = data[:MAX_MESSAGE_BYTES].decode("utf-8", "replace")
         self.logs.append([level, stream, text])
 
@@ -262,10 +265,11 @@ class Executor:
         memory = caller.get("memory")
         if not isinstance(memory, wasmtime.Memory):
             raise HostTrap("host_no_memory")
-        try:
-            return read_guest(memory, caller, ptr, min(length & U32, MAX_MESSAGE_BYTES))
-        except IndexError:
-            raise HostTrap("host_memory_out_of_bounds") from None
+        ptr &= U32
+        length &= U32
+        if ptr + length > memory.data_len(caller):  # the whole claimed range, before truncating
+            raise HostTrap("host_memory_out_of_bounds")
+        return read_guest(memory, caller, ptr, min(length, MAX_MESSAGE_BYTES))
 
     def _host_error(self, caller: wasmtime.Caller, ptr: int, length: int) -> None:
         data = self._guest_bytes(caller, ptr, length)
@@ -394,7 +398,7 @@ class Executor:
             )
         try:
             instance = plugin.pre.instantiate(store)
-        except wasmtime.Trap:
+        except (wasmtime.Trap, wasmtime.ExitTrap):
             raise
         except wasmtime.WasmtimeError as exc:
             raise CallFailed("trap", f"instantiation failed: {_split_trap(str(exc))[0]}",

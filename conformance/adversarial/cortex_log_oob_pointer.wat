@@ -1,0 +1,9 @@
+;; cortex.log with a pointer past the end of memory.
+(module
+  (import "cortex" "log" (func $log (param i32 i32 i32)))
+  (memory (export "memory") 1)
+  (func (export "cortex_alloc") (param $size i32) (result i32) (i32.const 1024))
+  (func (export "run") (param $ptr i32) (param $len i32) (result i32)
+    (call $log (i32.const 1) (i32.const 65536) (i32.const 1))
+    (i32.const 0))
+)

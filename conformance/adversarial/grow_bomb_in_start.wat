@@ -1,0 +1,11 @@
+;; The grow bomb runs in the module's (start) function, i.e. during instantiation.
+(module
+  (memory (export "memory") 1)
+  (func $grow_until_refused
+    (loop $again
+      (br_if $again (i32.ne (memory.grow (i32.const 1)) (i32.const -1))))
+    unreachable)
+  (start $grow_until_refused)
+  (func (export "cortex_alloc") (param $size i32) (result i32) (i32.const 1024))
+  (func (export "run") (param $ptr i32) (param $len i32) (result i32) (i32.const 0))
+)

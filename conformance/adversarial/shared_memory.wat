@@ -1,0 +1,6 @@
+;; A shared memory (threads proposal), which the engine disables.
+(module
+  (memory (export "memory") 1 1 shared)
+  (func (export "cortex_alloc") (param $size i32) (result i32) (i32.const 1024))
+  (func (export "run") (param $ptr i32) (param $len i32) (result i32) (i32.const 0))
+)

@@ -1,0 +1,9 @@
+;; proc_exit(7) from the start function, during instantiation.
+(module
+  (import "wasi_snapshot_preview1" "proc_exit" (func $proc_exit (param i32)))
+  (memory (export "memory") 1)
+  (func $exit_at_start (call $proc_exit (i32.const 7)))
+  (start $exit_at_start)
+  (func (export "cortex_alloc") (param $size i32) (result i32) (i32.const 1024))
+  (func (export "run") (param $ptr i32) (param $len i32) (result i32) (i32.const 0))
+)
