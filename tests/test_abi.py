@@ -236,9 +236,10 @@ async def test_cortex_log_lines_become_plugin_log_events(
 async def test_log_budget_drops_and_counts_extra_lines(
     runtime: RuntimeFactory, make_plugin: PluginFactory
 ) -> None:
-    """With maxLogBytes=20 the first two lines (10 + 9 bytes) fit; the other three are dropped."""
+    """Each line costs its bytes + 16 (so empty-line floods are bounded too). With
+    maxLogBytes=51 the first two lines (10+16 + 9+16 = 51) fit; the other three are dropped."""
     async with runtime() as rt:
-        await rt.load(make_plugin("errors_and_logs", limits={"maxLogBytes": 20}))
+        await rt.load(make_plugin("errors_and_logs", limits={"maxLogBytes": 51}))
         with capture_logs() as events:
             assert await rt.call("errors-and-logs", "logs", {}) == {"ok": True}
     messages = [e["message"] for e in events if e["event"] == "plugin.log"]
