@@ -10,7 +10,6 @@ from __future__ import annotations
 import ctypes
 import json
 import math
-import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -31,28 +30,48 @@ EPOCH_TICK_SECONDS = 0.002
 LEVELS = {0: "debug", 1: "info", 2: "warning", 3: "error"}
 
 
-#: Integers are exact only within [-2**63, 2**64); a run of 19+ digits needs a closer look.
-_LONG_DIGITS = re.compile(rb"\d{19,}")
 _INT_MIN, _INT_MAX = -(2**63), 2**64 - 1
+#: orjson turns integers outside the 64-bit range into floats at least this large.
+_BIG_FLOAT = 9.2e18
+
+
+def _depth_and_big_floats(value: Any) -> tuple[int, bool]:
+    """Nesting depth of a decoded JSON value, and whether it holds a float that may stand for an
+    out-of-range integer literal (one walk over the containers; strings cost nothing)."""
+    depth = 0
+    big = False
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict):
+            depth = max(depth, level)
+            stack.extend((v, level + 1) for v in item.values())
+        elif isinstance(item, list):
+            depth = max(depth, level)
+            stack.extend((v, level + 1) for v in item)
+        elif type(item) is float and abs(item) >= _BIG_FLOAT:
+            big = True
+    return depth, big
 
 
 def check_json(data: bytes) -> None:
     """Accept only JSON the supervisor can decode exactly: see "Null results and errors" in abi.md.
 
-    The result travels one level deep inside the reply frame, whose decoder allows 1024 levels,
-    so the result itself may nest at most 1023 deep; parsing it wrapped in ``[...]`` checks that.
+    One document only (spliced into the reply frame, "1,2" could otherwise inject keys); nesting
+    at most 1023 (the reply frame adds a level and its decoder allows 1024); integers within
+    [-2**63, 2**64) (orjson would silently turn larger ones into floats).
     """
     try:
-        # Alone first: wrapped, "1,2" would pass, and spliced into the frame it could inject keys.
-        orjson.loads(data)
-        orjson.loads(b"[" + data + b"]")
+        value = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         problem = "nested deeper than 1023 levels" if "depth" in str(exc) else f"not valid JSON: {exc}"
         raise CallFailed("invalid_output", f"output is {problem}") from None
-    if _LONG_DIGITS.search(data):
+    depth, big = _depth_and_big_floats(value)
+    if depth > 1023:
+        raise CallFailed("invalid_output", "output is nested deeper than 1023 levels")
+    if big:  # rare: decide exactly whether a big float was an integer literal
         def exact_int(token: str) -> int:
-            digits = token.lstrip("-")
-            if len(digits) > 20 or not _INT_MIN <= int(token) <= _INT_MAX:
+            if len(token.lstrip("-")) > 20 or not _INT_MIN <= int(token) <= _INT_MAX:
                 raise ValueError(token)
             return 0
 
