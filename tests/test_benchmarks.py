@@ -1,0 +1,148 @@
+"""The benchmark suite (benchmarks/, docs/benchmarks.md) runs in quick mode and its numbers are sane.
+
+A benchmark is not a test: nothing here looks at how fast anything is. It checks that the quick
+run finishes, that every figure is a positive finite number, that the ratio columns are the
+ratios of the value columns, and that the Markdown report has a row for every scenario.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from benchmarks.report import COLUMNS, RATIOS, fmt, fmt_ratio  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+#: Every scenario's rows in quick mode (scaling goes up to 10 plugins there).
+EXPECTED_ROWS = {
+    "tiny_p50", "tiny_p99", "throughput_1", "throughput_8", "throughput_64", "large_transform",
+    "parse_100k", "cold_fresh", "cold_warm", "restart_next", "restart_next_default",
+    "scale_p50_1", "scale_p50_10", "scale_load_10", "scale_first_10", "rss_worker", "rss_worker_max",
+    "rss_per_plugin",
+}
+#: Rows where each of these backends must have a figure (D has nothing to load or restart).
+NEEDS = {
+    "tiny_p50": "ABD", "tiny_p99": "ABD", "throughput_1": "ABD", "throughput_8": "ABD",
+    "throughput_64": "ABD", "large_transform": "ABD", "parse_100k": "ABD", "cold_fresh": "AB",
+    "cold_warm": "AB", "restart_next": "AB", "restart_next_default": "AB", "scale_p50_1": "AB",
+    "scale_p50_10": "AB", "scale_load_10": "AB", "scale_first_10": "AB", "rss_worker": "ABD",
+    "rss_worker_max": "A", "rss_per_plugin": "AB",
+}
+#: Rows where C (Extism, when it is installed) must have a figure too.
+NEEDS_C = EXPECTED_ROWS - {"rss_worker_max"}
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any], str]:
+    out = tmp_path_factory.mktemp("bench")
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--quick", "--out-dir", str(out)],
+        cwd=REPO, capture_output=True, text=True, timeout=600, check=False,
+    )
+    assert proc.returncode == 0, f"quick benchmark run failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
+    results = json.loads((out / "benchmarks.json").read_text())
+    return out, results, (out / "benchmarks.md").read_text()
+
+
+def _rows(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {row["id"]: row for row in results["rows"]}
+
+
+def test_quick_mode_has_every_scenario(quick_run: tuple[Path, dict[str, Any], str]) -> None:
+    _, results, _ = quick_run
+    assert results["meta"]["mode"] == "quick"
+    rows = _rows(results)
+    assert set(rows) >= EXPECTED_ROWS, f"missing rows: {EXPECTED_ROWS - set(rows)}"
+    c_available = results["backends"]["C"]["available"]
+    for row_id in EXPECTED_ROWS:
+        needed = set(NEEDS[row_id]) | ({"C"} if c_available and row_id in NEEDS_C else set())
+        missing = needed - set(rows[row_id]["values"])
+        assert not missing, f"{row_id} has no figure for {missing}"
+    if not c_available:
+        assert results["backends"]["C"]["reason"], "C is missing without a reason"
+
+
+def test_every_figure_is_positive_and_finite(quick_run: tuple[Path, dict[str, Any], str]) -> None:
+    _, results, _ = quick_run
+    for row in results["rows"]:
+        assert row["unit"] and row["better"] in ("lower", "higher"), row["id"]
+        for backend, value in row["values"].items():
+            assert backend in COLUMNS, (row["id"], backend)
+            assert isinstance(value, (int, float)) and math.isfinite(value) and value > 0, (
+                f"{row['id']} / {backend}: {value!r}")
+        for backend, samples in results["samples"][row["id"]].items():
+            assert all(math.isfinite(x) and x > 0 for x in samples), (row["id"], backend)
+
+
+def test_figures_are_the_medians_of_their_samples(quick_run: tuple[Path, dict[str, Any], str]) -> None:
+    _, results, _ = quick_run
+    for row in results["rows"]:
+        for backend, value in row["values"].items():
+            samples = sorted(results["samples"][row["id"]][backend])
+            mid = len(samples) // 2
+            median = samples[mid] if len(samples) % 2 else (samples[mid - 1] + samples[mid]) / 2
+            assert value == pytest.approx(median, rel=1e-4, abs=1e-6), (row["id"], backend)
+
+
+def test_p99_is_not_below_p50(quick_run: tuple[Path, dict[str, Any], str]) -> None:
+    # a property of percentiles (each repetition's p99 >= its p50), not of speed
+    _, results, _ = quick_run
+    rows = _rows(results)
+    for backend, p50 in rows["tiny_p50"]["values"].items():
+        assert rows["tiny_p99"]["values"][backend] >= p50
+
+
+def test_ratio_columns_are_consistent(quick_run: tuple[Path, dict[str, Any], str]) -> None:
+    _, results, markdown = quick_run
+    lines = markdown.splitlines()
+    for row in results["rows"]:
+        values, ratios = row["values"], row["ratios"]
+        for ratio in RATIOS:
+            num, den = ratio.split("/")
+            if num in values and den in values:
+                assert ratios[ratio] == pytest.approx(values[num] / values[den], rel=1e-9), (row["id"], ratio)
+            else:
+                assert ratio not in ratios, (row["id"], ratio)
+        line = next(li for li in lines if li.startswith(f"| {row['label']} |"))
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        assert cells[2:2 + len(COLUMNS)] == [fmt(values.get(b)) for b in COLUMNS], row["id"]
+        assert cells[2 + len(COLUMNS):] == [fmt_ratio(ratios.get(r)) for r in RATIOS], row["id"]
+
+
+def test_markdown_has_every_row_targets_and_machine(quick_run: tuple[Path, dict[str, Any], str]) -> None:
+    out, results, markdown = quick_run
+    for row in results["rows"]:
+        assert f"| {row['label']} |" in markdown, row["label"]
+    assert results["targets"], "no targets evaluated"
+    for target in results["targets"]:
+        assert target["target"] in markdown
+        assert target["pass"] in (True, False, None)
+        if target["measured"] is not None:
+            assert target["pass"] is not None and math.isfinite(target["measured"])
+    machine = results["meta"]["machine"]
+    for key in ("cpu", "cores", "python", "wasmtime_py"):
+        assert machine[key], key
+        assert str(machine[key]) in markdown
+    assert "## Where the time goes in A" in markdown
+    if importlib.util.find_spec("matplotlib") is not None:
+        assert (out / "benchmarks.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert "![Benchmark chart](benchmarks.png)" in markdown
+
+
+def test_cold_start_used_the_cache_as_intended(quick_run: tuple[Path, dict[str, Any], str]) -> None:
+    # functional, not timing: the fresh-cache loads compiled, the warm-cache loads did not
+    _, results, _ = quick_run
+    cold = results["details"]["cold_start"]
+    assert cold["A_cold"] and all(e["cache"] == "miss" for e in cold["A_cold"])
+    assert cold["A_warm"] and all(e["cache"] == "hit" for e in cold["A_warm"])
