@@ -327,11 +327,21 @@ class Runtime:
         )
 
     async def _warm_worker(self, worker: Worker) -> None:
-        """Load the most recently used plugins into a fresh worker before it takes calls."""
-        for name in list(self._recent)[-WARM_PLUGINS:]:
-            info = self._plugins.get(name)
-            if info is not None and info.sha256 not in worker.loaded:
+        """Load the most recently used plugins into a fresh worker before it takes calls, and have
+        it prepare an instance of the most recent one (a spare then serves its first call warm)."""
+        recent = [info for name in list(self._recent)[-WARM_PLUGINS:]
+                  if (info := self._plugins.get(name)) is not None]
+        for info in recent:
+            if info.sha256 not in worker.loaded:
                 await self._load_into(worker, self._staged_path(info), info.sha256)
+        if recent and recent[-1].sha256 in worker.loaded:
+            info = recent[-1]
+            limits = info.manifest.limits
+            await worker.request({
+                "op": "prepare", "digest": info.sha256, "fuel": limits.fuel,
+                "timeout_ms": limits.timeout_ms, "min_pages": info.manifest.memory_pages,
+                "max_pages": info.manifest.max_memory_pages, "max_log": info.manifest.max_log_bytes,
+            })
 
     def _staged_path(self, info: PluginInfo) -> Path:
         return self.cache_dir / "wasm" / f"{info.sha256}.wasm"

@@ -147,6 +147,13 @@ def main(argv: list[str]) -> None:
                 if len(blob) <= MAX_ARTIFACT_BYTES:
                     reply["artifact_b64"] = base64.b64encode(blob).decode("ascii")
             send(reply)
+        elif op == "prepare":
+            plugin = plugins.get(str(request.get("digest", "")))
+            if plugin is not None:
+                executor.prepare(plugin, fuel=int(request["fuel"]), timeout_ms=float(request["timeout_ms"]),
+                                 min_pages=int(request["min_pages"]), max_pages=int(request["max_pages"]),
+                                 max_log=int(request["max_log"]))
+            send({"id": call_id, "ok": plugin is not None})
         elif op == "unload":
             plugins.pop(str(request.get("digest", "")), None)
             send({"id": call_id, "ok": True})

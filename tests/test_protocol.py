@@ -86,7 +86,7 @@ write_all(out, encode_frame({"op": "hello", "pid": os.getpid(), "protocol": 1, "
 MODE = %r
 while True:
     req = read_frame(inp)
-    if req["op"] == "load":
+    if req["op"] in ("load", "prepare"):  # housekeeping goes well: the calls are the attack
         write_all(out, encode_frame({"id": req["id"], "ok": True, "facts": {}}))
         continue
     if MODE == "oversized":
