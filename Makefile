@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 EXAMPLE := examples/text-processor/text_processor.wasm
 DEMO_INPUT := '{"text":"hello","mode":"reverse"}'
 
-.PHONY: demo test lint typecheck unit example clean toolchains conformance
+.PHONY: demo test lint typecheck unit example clean toolchains conformance soak-ci
 
 demo: $(STAMP) $(EXAMPLE)
 	$(BIN)/cortex plugin install examples/text-processor --to plugins --force
@@ -40,3 +40,11 @@ toolchains: $(STAMP)
 
 conformance: $(STAMP) toolchains
 	$(BIN)/python -m conformance
+
+# A 60-second soak of the example and every conformance plugin with faults on (docs/soak.md).
+# Fails (exit 1) on any lost, doubled or untyped call, unexpected error, leak or drift.
+SOAK_DURATION ?= 60s
+SOAK_REPORT   ?= soak-report
+SOAK_PLUGINS  := examples/text-processor $(sort $(dir $(wildcard conformance/plugins/*/plugin.json)))
+soak-ci: $(STAMP) $(EXAMPLE) conformance
+	$(BIN)/cortex soak $(SOAK_PLUGINS) --duration $(SOAK_DURATION) --faults --report $(SOAK_REPORT)

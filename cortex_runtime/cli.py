@@ -31,6 +31,7 @@ from .errors import (
 from .logs import configure_logging
 from .manifest import MANIFEST_NAME, NAME_RE, Manifest, load_manifest
 from .runtime import Runtime, default_cache_dir
+from .soak.command import soak_options
 
 EXIT_OK = 0
 EXIT_USAGE = 2
@@ -297,6 +298,18 @@ def doctor_command(ctx: click.Context, require_all: bool, as_json: bool) -> None
                    f"{len(inactive)} layer(s) inactive: the worker is less confined on this host")
     if require_all and inactive:
         sys.exit(EXIT_RUNTIME)
+
+
+@cli.command("soak")
+@soak_options
+@click.pass_context
+def soak_command(ctx: click.Context, /, **options: Any) -> None:
+    """Drive PLUGIN(s) under load and injected faults; exit 0 if no call was lost and nothing leaked
+    (docs/soak.md). PLUGIN is a folder, plugin.json or .wasm, or a name from the plugin folders."""
+    from .soak.command import main as soak_main
+
+    verbose = bool(ctx.parent.params.get("verbose")) if ctx.parent else False
+    sys.exit(soak_main(ctx.obj, verbose=verbose, **options))
 
 
 SCAFFOLD_LANGUAGES = ("rust", "go", "c", "zig", "assemblyscript", "wat")
