@@ -33,7 +33,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 clean:
-	rm -rf $(VENV) plugins .pytest_cache .mypy_cache .ruff_cache $(EXAMPLE)
+	rm -rf $(VENV) plugins soak-report .pytest_cache .mypy_cache .ruff_cache $(EXAMPLE)
 
 toolchains: $(STAMP)
 	VENV=$(VENV) bash scripts/install-toolchains
