@@ -12,7 +12,7 @@ demo: $(STAMP) $(EXAMPLE)
 	$(BIN)/cortex plugin install examples/text-processor --to plugins --force
 	$(BIN)/cortex --verbose plugin call text-processor transform $(DEMO_INPUT)
 
-test: $(STAMP) toolchains $(EXAMPLE) lint typecheck unit
+test: $(STAMP) toolchains $(EXAMPLE) lint typecheck unit soak-ci
 
 lint: $(STAMP)
 	$(BIN)/ruff check cortex_runtime sandbox conformance tests

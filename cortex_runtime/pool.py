@@ -194,8 +194,15 @@ class WorkerPool:
     # -- replacement --------------------------------------------------------------------------
 
     async def _retire(self, worker: Worker, *, failed: bool) -> None:
-        """Remove ``worker`` from service, kill it, and put a spare (or a new worker) in its place."""
+        """Remove ``worker`` from service, kill it, and put a spare (or a new worker) in its place.
+
+        Idempotent: a worker already retired (e.g. by its exit watcher) is only reaped again."""
+        if worker not in self._all:
+            await worker.kill()
+            return
         self._all.discard(worker)
+        if worker in self._spares:
+            self._spares.remove(worker)
         if failed:
             await worker.kill()
             self.stats["killed"] += 1
@@ -278,6 +285,18 @@ class WorkerPool:
         for _ in range(self._waiting):
             self._idle_send.send_nowait(_Broken())
 
+    async def _watch(self, worker: Worker) -> None:
+        """Keep the worker's last words and, if it dies while idle or spare (e.g. SIGKILLed by
+        someone else), replace it at once instead of when a caller next draws it."""
+        await worker.drain_stderr()
+        with anyio.CancelScope(shield=True):
+            await worker.process.wait()
+        if self._closed or worker not in self._all or worker in self._lent:
+            return
+        self.stats["died_idle"] += 1
+        log.warning("worker.died_idle", worker_pid=worker.pid, reason=worker.exit_description())
+        await self._retire(worker, failed=True)
+
     async def _spawn_one(self) -> Worker:
         worker = await Worker.spawn(options=self.config.worker_options,
                                     start_timeout=self.config.start_timeout)
@@ -289,7 +308,7 @@ class WorkerPool:
         self.stats["started"] += 1
         log.info("worker.start", worker_pid=worker.pid)
         assert self._tg is not None
-        self._tg.start_soon(worker.drain_stderr)
+        self._tg.start_soon(self._watch, worker)
         if self._closed:
             await worker.kill()
             raise RuntimeClosed("the runtime closed while a worker started")

@@ -92,6 +92,26 @@ async def test_worker_killed_while_idle_is_replaced_without_losing_the_next_call
             assert await rt.call("pool", "echo", i) == i
 
 
+async def test_idle_workers_and_spares_killed_are_replaced_at_once(
+    tmp_path: Path, plugin_dir: Path
+) -> None:
+    """A worker SIGKILLed while idle (or waiting as the spare) is replaced without waiting for a
+    caller to draw it: the pool is back to full strength with no call made."""
+    async with runtime(tmp_path, workers=2, spare_workers=1) as rt:
+        await rt.load(plugin_dir)
+        await wait_for(lambda: len(rt.worker_pids) == 3)
+        victims = rt.worker_pids
+        for pid in victims:
+            os.kill(pid, signal.SIGKILL)
+        assert not wait_gone(victims)
+        await wait_for(lambda: len(rt.worker_pids) == 3 and not set(rt.worker_pids) & set(victims),
+                       timeout=15)
+        assert rt.stats["died_idle"] == 3
+        assert {p.pid for p in children()} == set(rt.worker_pids)
+        assert [await rt.call("pool", "echo", i) for i in range(4)] == list(range(4))
+        assert rt.stats["started"] == 6
+
+
 async def test_cancelled_call_kills_its_worker_and_leaks_nothing(tmp_path: Path, plugin_dir: Path) -> None:
     fds_before = psutil.Process().num_fds()
     async with runtime(tmp_path, workers=1, spare_workers=1) as rt:
