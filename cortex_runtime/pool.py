@@ -1,17 +1,19 @@
 """The supervisor's pool of worker processes.
 
-Callers borrow a worker, use it for one request, and give it back. A worker that failed (trap,
-timeout, crash, protocol violation, cancellation mid-call) is killed on return and replaced; a spare
-worker started in advance takes its place at once, so the next call does not wait for a process to
-boot. Replacements are rate-limited (restart intensity, then exponential back-off) so a worker that
-dies at boot cannot make the pool spin. Workers are also recycled after a number of calls or when
-their memory grows past a cap.
+Callers borrow a worker for one request and give it back. An idle worker is preferred; when every
+worker is busy, a caller may queue its request behind the one a worker is running (pipelining, up to
+``pipeline_depth`` requests per worker, and only behind a request that started moments ago), so the
+worker never waits for the supervisor between calls. A worker that failed (trap, timeout, crash,
+protocol violation, cancellation mid-call) is killed once its last borrower returns it and is
+replaced; a spare worker started in advance takes its place at once, so the next call does not wait
+for a process to boot. Replacements are rate-limited (restart intensity, then exponential
+back-off) so a worker that dies at boot cannot make the pool spin. Workers are also recycled
+after a number of calls or when their memory grows past a cap.
 """
 
 from __future__ import annotations
 
 import collections
-import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -44,26 +46,27 @@ class PoolConfig:
     backoff_max: float = 10.0
     broken_after: int = 3
     start_timeout: float = 20.0
+    #: Requests one worker may hold at once (1 = no pipelining).
+    pipeline_depth: int = 4
+    #: Queue behind a running request only if it started less than this long ago (seconds), so a
+    #: call does not wait behind a slow one while another worker could soon take it.
+    pipeline_max_head_age: float = 0.002
     #: Passed to every worker: confinement switches, readable paths, memory limit.
     worker_options: dict[str, Any] = field(default_factory=dict)
 
 
-class _Broken:
-    """Marker put in the idle queue to wake a waiter when workers cannot be started."""
-
-
 class WorkerPool:
-    """Owns the worker processes; hands them out one request at a time."""
+    """Owns the worker processes; lends them out one request at a time per borrower."""
 
     def __init__(self, config: PoolConfig, warmup: Callable[[Worker], Awaitable[None]]) -> None:
         self.config = config
         self._warmup = warmup
-        self._idle_send, self._idle_recv = anyio.create_memory_object_stream[Worker | _Broken](
-            math.inf
-        )
+        #: Workers in service, in the order they entered it (spares are not in service).
+        self._ready: list[Worker] = []
         self._all: set[Worker] = set()
         self._spares: list[Worker] = []
-        self._lent: set[Worker] = set()
+        #: Callers waiting for a worker, first come first served; each is woken by a set event.
+        self._waiters: collections.deque[anyio.Event] = collections.deque()
         self._waiting = 0
         self._closed = False
         self._tg: anyio.abc.TaskGroup | None = None
@@ -100,9 +103,12 @@ class WorkerPool:
             raise WorkerCrashed(f"could not start the worker pool: {errors[0]}")
         for index, worker in enumerate(started):
             if index < self.config.workers:
-                self._idle_send.send_nowait(worker)
+                self._ready.append(worker)
             else:
                 self._spares.append(worker)
+        for worker in started:
+            if not worker.alive:  # died before it was in service: its watcher left it to us
+                self._retire(worker, failed=True)
 
     async def close(self) -> None:
         """Stop every worker (spares included). Calls still running get ``WorkerCrashed``."""
@@ -110,12 +116,12 @@ class WorkerPool:
         workers = list(self._all)
         self._all.clear()
         self._spares.clear()
+        self._ready.clear()
         with anyio.CancelScope(shield=True):
             async with anyio.create_task_group() as tg:
                 for worker in workers:
                     tg.start_soon(worker.stop, 0.5)
-        for _ in range(self._waiting):
-            self._idle_send.send_nowait(_Broken())
+        self._wake_all()
 
     @property
     def pids(self) -> list[int]:
@@ -125,28 +131,31 @@ class WorkerPool:
     @property
     def busy_pids(self) -> list[int]:
         """Process ids of the workers currently running a request."""
-        return sorted(w.pid for w in self._lent)
+        return sorted(w.pid for w in self._all if w.lent)
 
     # -- borrowing ----------------------------------------------------------------------------
 
     @asynccontextmanager
     async def borrow(self) -> AsyncIterator[Worker]:
-        """Lend a worker for one request. Any exception inside dooms it (state unknown)."""
-        worker = await self._acquire()
-        self._lent.add(worker)
+        """Lend a worker for one request. Whatever leaves it in an unknown state (a fault, a
+        cancelled running request, a broken channel) dooms it; it is replaced once every
+        borrower is done."""
+        worker = await self.acquire()
         try:
             yield worker
-        except BaseException:
-            worker.doomed = True
-            raise
         finally:
-            self._lent.discard(worker)
-            with anyio.CancelScope(shield=True):
-                await self._release(worker)
+            self.release(worker)
 
-    async def _acquire(self) -> Worker:
+    async def acquire(self) -> Worker:
+        """A worker with room for one more request: an idle one if any, else (pipelining) one
+        whose running request just started; otherwise wait in line."""
         if self._closed:
             raise RuntimeClosed("the runtime is closed")
+        if not self._waiters:  # nobody is in line: no need to queue (or to yield)
+            worker = self._pick()
+            if worker is not None:
+                worker.lent += 1
+                return worker
         if self._waiting >= self.config.max_queue:
             self.stats["overloaded"] += 1
             raise Overloaded(
@@ -156,69 +165,142 @@ class WorkerPool:
         self._waiting += 1
         try:
             while True:
-                if self._broken and not self._idle_recv.statistics().current_buffer_used:
+                if self._closed:
+                    raise RuntimeClosed("the runtime closed while the call waited")
+                if self._broken and not self._usable():
                     raise WorkerCrashed(self._broken)
-                item = await self._idle_recv.receive()
-                if isinstance(item, _Broken):
-                    if self._closed:
-                        raise RuntimeClosed("the runtime closed while the call waited")
-                    continue
-                if item.alive and not item.doomed:
-                    return item
-                await self._retire(item, failed=True)
+                turn = anyio.Event()
+                self._waiters.append(turn)
+                try:
+                    await turn.wait()
+                except BaseException:
+                    if turn.is_set():
+                        self._wake_one()  # pass the turn on
+                    else:
+                        self._waiters.remove(turn)
+                    raise
+                worker = self._pick()
+                if worker is not None:
+                    worker.lent += 1
+                    return worker
         finally:
             self._waiting -= 1
 
-    async def _release(self, worker: Worker) -> None:
-        if self._closed or worker not in self._all:
-            await worker.kill()
-            return
-        if worker.doomed or not worker.alive:
-            await self._retire(worker, failed=True)
+    def _usable(self) -> bool:
+        return any(self._serviceable(w) for w in self._ready)
+
+    @staticmethod
+    def _serviceable(worker: Worker) -> bool:
+        return not (worker.doomed or worker.draining or worker.failed is not None) and worker.alive
+
+    def _pick(self) -> Worker | None:
+        idle: Worker | None = None
+        queue_behind: Worker | None = None
+        config = self.config
+        for worker in self._ready:
+            if not self._serviceable(worker):
+                continue
+            if worker.lent == 0:
+                # Least recently used first: it has had the longest to prepare its next instance.
+                if idle is None or worker.last_used < idle.last_used:
+                    idle = worker
+            elif (worker.lent < config.pipeline_depth
+                  and worker.head_age() < config.pipeline_max_head_age
+                  and (queue_behind is None or worker.lent < queue_behind.lent)):
+                queue_behind = worker
+        return idle or queue_behind
+
+    def _wake_one(self) -> None:
+        while self._waiters:
+            turn = self._waiters.popleft()
+            if not turn.is_set():
+                turn.set()
+                return
+
+    def _wake_all(self) -> None:
+        while self._waiters:
+            self._waiters.popleft().set()
+
+    def release(self, worker: Worker) -> None:
+        """Take a worker back from one borrower; retire it once its last borrower is done if it
+        failed or is due for recycling. Never blocks: killing and reaping happen in the
+        background, so a caller whose call trapped gets its error at once."""
+        worker.lent -= 1
+        worker.last_used = time.monotonic()
+        try:
+            if self._closed or worker not in self._all:
+                if not worker.lent:
+                    self._dispose(worker, failed=True)
+                return
+            if worker.doomed or not worker.alive or worker.failed is not None:
+                if not worker.lent:
+                    self._retire(worker, failed=True)
+                return
+            self._check_recycling(worker)
+            if worker.draining and not worker.lent:
+                self._retire(worker, failed=False)
+        finally:
+            self._wake_one()
+
+    def _check_recycling(self, worker: Worker) -> None:
+        if worker.draining:
             return
         config = self.config
         if worker.calls >= config.max_calls_per_worker:
             self.stats["recycled_calls"] += 1
             log.info("worker.recycle", worker_pid=worker.pid, reason="calls", calls=worker.calls)
-            await self._retire(worker, failed=False)
-            return
-        if worker.calls % config.rss_check_every == 0:
+            worker.draining = True
+        elif worker.calls // config.rss_check_every != worker.rss_checked_at:
+            worker.rss_checked_at = worker.calls // config.rss_check_every
             rss = worker.rss()
             if rss > config.max_worker_rss:
                 self.stats["recycled_rss"] += 1
                 log.info("worker.recycle", worker_pid=worker.pid, reason="rss", rss=rss)
-                await self._retire(worker, failed=False)
-                return
-        self._idle_send.send_nowait(worker)
+                worker.draining = True
 
     # -- replacement --------------------------------------------------------------------------
 
-    async def _retire(self, worker: Worker, *, failed: bool) -> None:
-        """Remove ``worker`` from service, kill it, and put a spare (or a new worker) in its place.
+    def _retire(self, worker: Worker, *, failed: bool) -> None:
+        """Take ``worker`` out of service and put a spare (or a new worker) in its place at once;
+        it is killed (``failed``) or stopped in the background.
 
         Idempotent: a worker already retired (e.g. by its exit watcher) is only reaped again."""
         if worker not in self._all:
-            await worker.kill()
+            self._dispose(worker, failed=True)
             return
         self._all.discard(worker)
         if worker in self._spares:
             self._spares.remove(worker)
-        if failed:
-            await worker.kill()
-            self.stats["killed"] += 1
-            log.info("worker.exit", worker_pid=worker.pid, reason=worker.exit_description())
-        else:
-            await worker.stop()
-            self.stats["retired"] += 1
+        if worker in self._ready:
+            self._ready.remove(worker)
+        self.stats["killed" if failed else "retired"] += 1
+        self._dispose(worker, failed=failed)
         if self._closed:
             return
         if self._spares:
             spare = self._spares.pop(0)
-            self._idle_send.send_nowait(spare)
+            self._ready.append(spare)
+            self._wake_one()
             log.info("worker.restart", replaced=worker.pid, worker_pid=spare.pid, spare=True)
             self._schedule_spawn(spare=True, counted=failed)
         else:
             self._schedule_spawn(spare=False, counted=failed)
+
+    def _dispose(self, worker: Worker, *, failed: bool) -> None:
+        """Kill (or stop) and reap ``worker`` in the background."""
+        if failed:
+            worker.signal_kill()  # now, not when the task first runs
+        assert self._tg is not None
+        self._tg.start_soon(self._reap, worker, failed)
+
+    @staticmethod
+    async def _reap(worker: Worker, failed: bool) -> None:
+        with anyio.CancelScope(shield=True):
+            if failed:
+                await worker.kill()
+                log.info("worker.exit", worker_pid=worker.pid, reason=worker.exit_description())
+            else:
+                await worker.stop()
 
     def _schedule_spawn(self, *, spare: bool, counted: bool) -> None:
         assert self._tg is not None
@@ -271,19 +353,23 @@ class WorkerPool:
                         self._all.discard(worker)
                         await worker.kill()
                         continue
+                if not worker.alive or worker.doomed:  # died during warm-up
+                    self._all.discard(worker)
+                    await worker.kill()
+                    continue
                 if spare:
                     self._spares.append(worker)
                 else:
                     log.info("worker.restart", worker_pid=worker.pid, spare=False)
-                    self._idle_send.send_nowait(worker)
+                    self._ready.append(worker)
+                    self._wake_one()
                 return
         finally:
             self._pending_spawns -= 1
 
     def _mark_broken(self, reason: str) -> None:
         self._broken = reason
-        for _ in range(self._waiting):
-            self._idle_send.send_nowait(_Broken())
+        self._wake_all()
 
     async def _watch(self, worker: Worker) -> None:
         """Keep the worker's last words and, if it dies while idle or spare (e.g. SIGKILLed by
@@ -291,11 +377,12 @@ class WorkerPool:
         await worker.drain_stderr()
         with anyio.CancelScope(shield=True):
             await worker.process.wait()
-        if self._closed or worker not in self._all or worker in self._lent:
-            return
+        in_service = worker in self._ready or worker in self._spares
+        if self._closed or worker not in self._all or worker.lent or not in_service:
+            return  # a borrower, or the code starting it, deals with it
         self.stats["died_idle"] += 1
         log.warning("worker.died_idle", worker_pid=worker.pid, reason=worker.exit_description())
-        await self._retire(worker, failed=True)
+        self._retire(worker, failed=True)
 
     async def _spawn_one(self) -> Worker:
         worker = await Worker.spawn(options=self.config.worker_options,
@@ -308,6 +395,7 @@ class WorkerPool:
         self.stats["started"] += 1
         log.info("worker.start", worker_pid=worker.pid)
         assert self._tg is not None
+        self._tg.start_soon(worker.serve)
         self._tg.start_soon(self._watch, worker)
         if self._closed:
             await worker.kill()

@@ -38,12 +38,11 @@ from .inspection import check_facts
 from .manifest import MANIFEST_NAME, Manifest, file_sha256, load_manifest, manifest_for_wasm
 from .pool import PoolConfig, WorkerPool
 from .quarantine import Quarantine
-from .worker import Worker, WorkerGone
+from .worker import FATAL_KINDS, RETIRED, Worker, WorkerGone, WorkerTimedOut
 
 log = structlog.get_logger("cortex_runtime")
 
 #: Worker-reported error kinds after which the worker is killed and replaced.
-FATAL_KINDS = frozenset({"trap", "fuel", "timeout", "memory"})
 #: Failures that count toward a plugin's quarantine.
 QUARANTINE_KINDS = frozenset({"trap", "fuel", "timeout", "memory", "crash"})
 WARM_PLUGINS = 8
@@ -85,7 +84,7 @@ class Runtime:
         spare_workers: int = 1,
         max_queue: int = 1024,
         cache_dir: str | os.PathLike[str] | None = None,
-        max_calls_per_worker: int = 10_000,
+        max_calls_per_worker: int = 100_000,
         max_worker_rss: int = 512 * 1024 * 1024,
         timeout_grace: float = 0.5,
         load_timeout: float = 60.0,
@@ -295,10 +294,8 @@ class Runtime:
                                    "artifact": str(artifact) if artifact else None,
                                    "want_artifact": artifact is None}
         try:
-            with anyio.fail_after(self.load_timeout):
-                reply = await worker.request(request)
-        except TimeoutError:
-            worker.doomed = True
+            reply = await worker.request(request, backstop=self.load_timeout)
+        except WorkerTimedOut:
             return {"ok": False, "error": {
                 "message": f"the module took longer than {self.load_timeout:g}s to compile",
                 "field": "entryPoint"}}
@@ -462,23 +459,20 @@ class Runtime:
     async def _call_once(
         self, info: PluginInfo, request: dict[str, Any], payload: bytes, timeout_s: float
     ) -> tuple[dict[str, Any], int, bool]:
-        async with self._pool.borrow() as worker:
+        worker = await self._pool.acquire()
+        try:
             if info.sha256 not in worker.loaded:
-                loaded = await self._load_into(worker, self._staged_path(info), info.sha256)
-                if not loaded.get("ok"):
-                    error = loaded.get("error") or {}
-                    raise WorkerCrashed(
-                        f"a worker could not load plugin {info.name!r}: {error.get('message')}",
-                        plugin=info.name,
-                    )
-            with anyio.move_on_after(timeout_s + self.timeout_grace) as deadline:
-                reply = await worker.request(request, payload=payload)
-            if deadline.cancelled_caught:
-                worker.doomed = True
+                await self._ensure_loaded(worker, info)
+            try:
+                reply = await worker.request(request, payload=payload,
+                                             backstop=timeout_s + self.timeout_grace)
+            except WorkerTimedOut:
                 return {}, worker.pid, True
             _check_reply_shape(worker, reply)
             if not reply["ok"]:
                 kind = reply["error"].get("kind")
+                if kind == RETIRED:  # queued behind a fault: it did not run
+                    raise WorkerGone(f"worker {worker.pid} retired before running the call")
                 if kind in FATAL_KINDS:
                     worker.doomed = True
                 if kind == "not_loaded":
@@ -486,6 +480,31 @@ class Runtime:
                     worker.doomed = True
                     raise ProtocolError(f"worker {worker.pid} lost plugin {info.name!r}")
             return reply, worker.pid, False
+        finally:
+            self._pool.release(worker)
+
+    async def _ensure_loaded(self, worker: Worker, info: PluginInfo) -> None:
+        """Load ``info`` into ``worker`` unless it is there; callers sharing the worker wait for
+        one load instead of each sending their own."""
+        digest = info.sha256
+        loading = worker.loading.get(digest)
+        if loading is not None:
+            await loading.wait()
+        else:
+            loading = worker.loading[digest] = anyio.Event()
+            try:
+                loaded = await self._load_into(worker, self._staged_path(info), digest)
+            finally:
+                del worker.loading[digest]
+                loading.set()
+            if not loaded.get("ok"):
+                error = loaded.get("error") or {}
+                raise WorkerCrashed(
+                    f"a worker could not load plugin {info.name!r}: {error.get('message')}",
+                    plugin=info.name,
+                )
+        if digest not in worker.loaded:
+            raise WorkerGone(f"worker {worker.pid} could not load plugin {info.name!r}")
 
     def _note_failure(self, plugin: str, kind: str) -> None:
         if self._quarantine.record_failure(plugin):

@@ -11,7 +11,9 @@ from __future__ import annotations
 import collections
 import contextlib
 import fcntl
+import math
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -23,6 +25,7 @@ import anyio
 import anyio.abc
 import orjson
 import psutil
+import sniffio
 import structlog
 
 from sandbox.framing import (
@@ -39,7 +42,20 @@ log = structlog.get_logger("cortex_runtime")
 
 
 class WorkerGone(WorkerCrashed):
-    """The worker was dead before it received a request: nothing ran, so a retry is safe."""
+    """The worker was dead before it ran a request: nothing ran, so a retry is safe."""
+
+
+class WorkerTimedOut(WorkerCrashed):
+    """The request passed its backstop deadline; the worker was killed."""
+
+
+#: Error kinds after which the worker runs nothing more (docs/protocol.md): the supervisor
+#: replaces it (defense in depth: a trap may be an attack on the engine).
+FATAL_KINDS = frozenset({"trap", "fuel", "timeout", "memory"})
+#: The reply to a request a retiring worker did not run (safe to send elsewhere).
+RETIRED = "retired"
+#: Replies are read in chunks of this size; several pipelined replies often arrive in one.
+READ_BYTES = 256 * 1024
 
 _SANDBOX_PARENT = str(Path(__file__).resolve().parent.parent)
 # The worker leaves with os._exit: no interpreter teardown, so no wasmtime destructor runs after
@@ -72,12 +88,27 @@ class Worker:
         #: From the hello: the engine fingerprint (artifact cache key) and confinement layers.
         self.engine = ""
         self.layers: list[dict[str, Any]] = []
+        self._inflight: collections.deque[_Pending] = collections.deque()
+        self._send_lock = anyio.Lock(fast_acquire=True)
+        self._wakeup = anyio.Event()
+        #: Set once the channel died; later requests fail at once with ``WorkerGone``.
+        self.failed: BaseException | None = None
+        #: Callers currently holding this worker (see ``WorkerPool.acquire``).
+        self.lent = 0
+        #: Set when the worker should finish what it has and be retired (recycling).
+        self.draining = False
+        self.last_used = 0.0
+        self.rss_checked_at = 0
+        #: Plugins being loaded into this worker right now (digest -> done).
+        self.loading: dict[str, anyio.Event] = {}
 
     # -- life cycle ---------------------------------------------------------------------------
 
     @classmethod
     async def spawn(cls, *, options: dict[str, Any], start_timeout: float = 20.0) -> Worker:
         """Start a worker and wait for its hello; ``WorkerCrashed`` if it does not come up."""
+        # PR_SET_PDEATHSIG follows the forking thread; trio forks from short-lived cache threads.
+        options = dict(options, pdeathsig=sniffio.current_async_library() != "trio")
         to_worker_r, to_worker_w = os.pipe()
         from_worker_r, from_worker_w = os.pipe()
         try:
@@ -128,13 +159,19 @@ class Worker:
 
     async def kill(self) -> None:
         """SIGKILL the worker, reap it, and close our ends of its pipes. Safe to call twice."""
-        if self.process.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                self.process.kill()
+        self.signal_kill()
         self._close_fds()
         with anyio.CancelScope(shield=True):
             await self.process.wait()
             await self.process.aclose()
+
+    def signal_kill(self) -> None:
+        """Send SIGKILL now. ``os.kill`` rather than ``Popen.kill``: the latter polls first and
+        may reap a just-died worker itself, and the event loop's child watcher then reports exit
+        status 255 instead of how the worker died. Until we reap it, its pid cannot be reused."""
+        if self.process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)
 
     async def stop(self, grace: float = 1.0) -> None:
         """Ask the worker to exit by closing its request pipe; kill it if it lingers."""
@@ -151,6 +188,7 @@ class Worker:
         for fd in (self._send_fd, self._recv_fd):
             anyio.notify_closing(fd)
             os.close(fd)
+        self._wakeup.set()  # an idle ``serve`` loop notices and ends
 
     def rss(self) -> int:
         """Resident memory of the worker in bytes (0 if it is gone)."""
@@ -190,51 +228,156 @@ class Worker:
             return
 
     # -- messages -----------------------------------------------------------------------------
+    #
+    # Requests are pipelined: several callers may each have a request in flight on one worker.
+    # The worker runs them one at a time in the order they were written, so replies come back in
+    # that order; ``serve`` (one task per worker) reads them and hands each to its caller. The
+    # request at the head of the line is the one running: it alone is subject to the backstop
+    # deadline, and if the worker dies, it alone may have run; those behind it get ``WorkerGone``.
 
-    async def request(self, message: dict[str, Any], *, payload: bytes | None = None) -> dict[str, Any]:
-        """Send one request and return its reply. ``payload`` (JSON bytes) goes as ``input_json``."""
+    async def request(self, message: dict[str, Any], *, payload: bytes | None = None,
+                      backstop: float | None = None) -> dict[str, Any]:
+        """Send one request and return its reply. ``payload`` (JSON bytes) goes as ``input_json``.
+
+        ``backstop`` (seconds, counted from when the request starts running) bounds the wait: past
+        it the worker is killed and ``WorkerTimedOut`` raised. Cancelling a request that is
+        running kills the worker too (its state is unknown); one still queued is only abandoned.
+        """
+        if self._closed or self.failed is not None:
+            raise WorkerGone(self.exit_description())
         self._next_id += 1
-        call_id = self._next_id
-        body = _with_id(message, call_id, payload)
-        await self._send(body)
-        reply = await self._receive()
-        if reply.get("id") != call_id:
-            self.doomed = True
-            if reply.get("op") == "fatal":
-                error = reply.get("error") or {}
-                raise ProtocolError(f"worker {self.pid} refused a request: {error.get('message')}")
-            raise ProtocolError(
-                f"worker {self.pid} answered request {call_id} with id {reply.get('id')!r}"
-            )
-        self.calls += 1
-        return reply
-
-    async def _send(self, data: bytes) -> None:
+        pending = _Pending(self._next_id, backstop)
         try:
-            frame = encode_frame(data)
+            frame = encode_frame(_with_id(message, pending.call_id, payload))
         except FrameError as exc:
             raise ProtocolError(str(exc)) from None
+        async with self._send_lock:
+            await self._send(frame)
+            # No checkpoint between the last byte written and this append: the line's order is
+            # the order of the frames in the pipe.
+            if not self._inflight:
+                pending.started = time.monotonic()
+            self._inflight.append(pending)
+            self._wakeup.set()
+        try:
+            await pending.done.wait()
+        except BaseException:
+            if not pending.done.is_set():
+                if self._inflight and self._inflight[0] is pending:
+                    self.doomed = True
+                    await self.kill()
+                else:
+                    pending.abandoned = True
+            raise
+        if pending.error is not None:
+            raise pending.error
+        assert pending.reply is not None
+        self.calls += 1
+        return pending.reply
+
+    @property
+    def inflight(self) -> int:
+        """Requests written to the worker and not yet answered (abandoned ones included)."""
+        return len(self._inflight)
+
+    def head_age(self) -> float:
+        """Seconds the request now running has been running (0 if none)."""
+        if not self._inflight or self._inflight[0].started is None:
+            return 0.0
+        return time.monotonic() - self._inflight[0].started
+
+    async def serve(self) -> None:
+        """Read replies and hand each to its caller, enforcing the head request's backstop.
+        Runs for the worker's lifetime; when the channel dies, every pending caller is told."""
+        error: BaseException | None = None
+        try:
+            # One scope for the worker's life, its deadline moved to each head request's backstop
+            # (cheaper than a new timeout scope per reply). Leaving it normally means it expired.
+            with anyio.CancelScope() as backstop:
+                while True:
+                    if not self._inflight:
+                        if self._closed:
+                            return
+                        backstop.deadline = math.inf
+                        self._wakeup = anyio.Event()
+                        await self._wakeup.wait()
+                        continue
+                    head = self._inflight[0]
+                    if head.started is None:
+                        head.started = time.monotonic()
+                    backstop.deadline = math.inf if head.backstop is None else (
+                        anyio.current_time() + head.started + head.backstop - time.monotonic())
+                    reply = await self._receive()
+                    if reply.get("id") != head.call_id:
+                        if reply.get("op") == "fatal":
+                            problem = f"refused a request: {(reply.get('error') or {}).get('message')}"
+                        else:
+                            problem = f"answered request {head.call_id} with id {reply.get('id')!r}"
+                        error = ProtocolError(f"worker {self.pid} {problem}")
+                        return
+                    self._inflight.popleft()
+                    if self._inflight:
+                        self._inflight[0].started = time.monotonic()
+                    if reply.get("ok") is False:
+                        problem_kind = reply.get("error")
+                        kind = problem_kind.get("kind") if isinstance(problem_kind, dict) else None
+                        if kind in FATAL_KINDS or kind == RETIRED:
+                            # The worker retires itself after these (it runs nothing more); so do we.
+                            self.doomed = True
+                    head.reply = reply
+                    head.done.set()
+            error = WorkerTimedOut(f"worker {self.pid} passed the request's deadline")
+        except (WorkerCrashed, ProtocolError) as exc:
+            error = exc
+        except BaseException:
+            error = WorkerCrashed(f"worker {self.pid} was stopped during the request")
+            raise
+        finally:
+            if error is not None or self._inflight:
+                self._fail_all(error or WorkerCrashed(self.exit_description()))
+                with anyio.CancelScope(shield=True):
+                    await self.kill()
+
+    def _fail_all(self, error: BaseException) -> None:
+        """The channel is dead: the head request gets ``error``; the rest never ran."""
+        self.doomed = True
+        self.failed = error
+        first = True
+        while self._inflight:
+            pending = self._inflight.popleft()
+            pending.error = error if first else WorkerGone(
+                f"worker {self.pid} stopped before running the request ({error})")
+            first = False
+            pending.done.set()
+
+    async def _send(self, frame: bytes) -> None:
         view = memoryview(frame)
-        while view:
-            if self._closed:
-                raise WorkerCrashed(self.exit_description())
-            try:
-                written = os.write(self._send_fd, view)
-            except BlockingIOError:
-                await self._wait(anyio.wait_writable, self._send_fd)
-                continue
-            except OSError:
+        try:
+            while view:
+                if self._closed:
+                    raise WorkerGone(self.exit_description())
+                try:
+                    written = os.write(self._send_fd, view)
+                except BlockingIOError:
+                    await self._wait(anyio.wait_writable, self._send_fd)
+                    continue
+                except OSError:
+                    self.doomed = True
+                    await self._reap_briefly()
+                    raise WorkerGone(self.exit_description()) from None
+                view = view[written:]
+        except BaseException:
+            if len(view) != len(frame):  # half a frame is in the pipe: the channel is unusable
                 self.doomed = True
-                await self._reap_briefly()
-                raise WorkerGone(self.exit_description()) from None
-            view = view[written:]
+                await self.kill()
+            raise
 
     async def _receive(self) -> dict[str, Any]:
         while not self._inbox:
             if self._closed:
                 raise WorkerCrashed(self.exit_description())
             try:
-                chunk = os.read(self._recv_fd, 1 << 20)
+                chunk = os.read(self._recv_fd, READ_BYTES)
             except BlockingIOError:
                 await self._wait(anyio.wait_readable, self._recv_fd)
                 continue
@@ -262,6 +405,21 @@ class Worker:
         """Give a dying worker a moment to be reaped, so the error can say how it died."""
         with anyio.move_on_after(0.2), anyio.CancelScope(shield=True):
             await self.process.wait()
+
+
+class _Pending:
+    """One request in flight: its id, backstop, and (once done) its reply or error."""
+
+    __slots__ = ("abandoned", "backstop", "call_id", "done", "error", "reply", "started")
+
+    def __init__(self, call_id: int, backstop: float | None) -> None:
+        self.call_id = call_id
+        self.backstop = backstop
+        self.started: float | None = None
+        self.done = anyio.Event()
+        self.reply: dict[str, Any] | None = None
+        self.error: BaseException | None = None
+        self.abandoned = False
 
 
 F_SETPIPE_SZ = 1031

@@ -20,6 +20,7 @@ import ctypes
 import errno
 import os
 import resource
+import select
 import signal
 import struct
 import sys
@@ -87,21 +88,42 @@ def _err() -> str:
 # -- 1. life tied to the supervisor ------------------------------------------------------------
 
 
-def die_with_parent(parent_pid: int) -> Layer:
-    """Ask the kernel for SIGKILL when the parent dies, then close the race where it already has."""
+def die_with_parent(parent_pid: int, *, pdeathsig: bool = True) -> Layer:
+    """Ask the kernel for SIGKILL when the parent dies, then close the race where it already has.
+
+    PR_SET_PDEATHSIG fires when the *thread* that forked us exits, not the process. Trio starts
+    processes from its thread cache, whose idle threads exit after 10 s, so under trio the
+    supervisor passes ``pdeathsig=False`` and ``watch_parent`` (a pidfd, woken the instant the
+    parent exits) does the job alone."""
     if not sys.platform.startswith("linux"):
         return Layer("pdeathsig", False, "not Linux: relying on the closed pipe to notice")
-    if _libc().prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+    if pdeathsig and _libc().prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
         return Layer("pdeathsig", False, f"prctl failed ({_err()})")
     if os.getppid() != parent_pid:
         os._exit(70)
+    if not pdeathsig:
+        return Layer("pdeathsig", True, "spawned from a short-lived thread: the parent is watched "
+                     "through a pidfd instead of PR_SET_PDEATHSIG")
     return Layer("pdeathsig", True, "SIGKILL when the supervisor dies, plus a parent check")
 
 
 def watch_parent(parent_pid: int) -> None:
-    """A thread that exits the process if the parent changes (belt and braces to pdeathsig)."""
+    """A thread that exits the process the moment the parent does (a pidfd becomes readable when
+    its process exits), or, without pidfds, when polling sees the parent change."""
+    try:
+        pidfd: int | None = os.pidfd_open(parent_pid)
+    except (AttributeError, OSError):
+        pidfd = None
+    if os.getppid() != parent_pid:  # the pid may have been reused before pidfd_open
+        os._exit(70)
 
     def watch() -> None:
+        if pidfd is not None:
+            waiter = select.poll()
+            waiter.register(pidfd, select.POLLIN)
+            while not waiter.poll():
+                pass
+            os._exit(70)
         while True:
             time.sleep(PARENT_CHECK_SECONDS)
             if os.getppid() != parent_pid:

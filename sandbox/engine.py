@@ -16,6 +16,7 @@ from importlib.metadata import version as _dist_version
 from typing import Any
 
 import wasmtime
+from wasmtime import _ffi as ffi
 
 WASMTIME_VERSION = _dist_version("wasmtime")
 WASM_MAGIC = b"\x00asm\x01\x00\x00\x00"
@@ -26,6 +27,9 @@ RESERVED_EXPORTS = frozenset(
     {"malloc", "free", "calloc", "realloc", "cortex_alloc", "cortex_free", "_initialize", "_start"}
 )
 MAX_WASM_STACK = 512 * 1024
+#: Per-instance caps, enforced by both the store limits and the pooling allocator's slot sizes.
+MAX_TABLES = 4
+MAX_TABLE_ELEMENTS = 100_000
 _CACHE_MAGIC = b"CRTXCW01"
 
 
@@ -49,6 +53,7 @@ def engine_settings() -> dict[str, Any]:
         "multi_memory": False,
         "memory64": False,
         "disabled": sorted(_DISABLED_PROPOSALS),
+        "allocator": "pooling",
     }
 
 
@@ -70,7 +75,52 @@ def make_engine() -> wasmtime.Engine:
     config.wasm_memory64 = False
     for proposal in _DISABLED_PROPOSALS:
         setattr(config, f"wasm_{proposal}", False)
+    _use_pooling_allocator(config)
     return wasmtime.Engine(config)
+
+
+#: The pooling allocator's slots. A worker holds at most a few instances at once (the running
+#: call's, the prepared next one, the spent one not yet freed); a slot is only address space
+#: until used.
+POOL_SLOTS = 8
+#: Largest linear memory a slot can hold: the wasm32 maximum (the manifest's cap is lower,
+#: enforced per store by ``Store.set_limits``).
+POOL_MAX_MEMORY_BYTES = 65536 * 65536
+#: Instance metadata (vmctx) cap per slot: far above any real module's, below a denial of service.
+POOL_MAX_INSTANCE_BYTES = 16 * 1024 * 1024
+#: Memory a freed slot keeps mapped and zeroes with memset instead of returning to the kernel:
+#: the next instance then starts without page faults in its first pages.
+POOL_KEEP_RESIDENT_BYTES = 1 << 20
+
+
+def _use_pooling_allocator(config: wasmtime.Config) -> None:
+    """Instances come from preallocated slots instead of a fresh mmap each (wasmtime-py has no
+    wrapper for this, so it goes through the C API). A fresh instance per call then costs a
+    slot reset rather than mapping, faulting in and unmapping its memory every time."""
+    pooling = ffi.wasmtime_pooling_allocation_config_new()
+    try:
+        ffi.wasmtime_pooling_allocation_config_total_core_instances_set(pooling, POOL_SLOTS)
+        ffi.wasmtime_pooling_allocation_config_total_memories_set(pooling, POOL_SLOTS)
+        ffi.wasmtime_pooling_allocation_config_total_tables_set(pooling, POOL_SLOTS * MAX_TABLES)
+        # Async stacks, GC heaps and component instances are unused here, but each defaults to
+        # 1,000 slots: the stacks alone would reserve ~2 GiB of writable memory, which counts
+        # against the worker's RLIMIT_DATA.
+        ffi.wasmtime_pooling_allocation_config_total_stacks_set(pooling, POOL_SLOTS)
+        ffi.wasmtime_pooling_allocation_config_total_gc_heaps_set(pooling, POOL_SLOTS)
+        ffi.wasmtime_pooling_allocation_config_total_component_instances_set(pooling, POOL_SLOTS)
+        ffi.wasmtime_pooling_allocation_config_max_tables_per_module_set(pooling, MAX_TABLES)
+        ffi.wasmtime_pooling_allocation_config_max_memories_per_module_set(pooling, 1)
+        ffi.wasmtime_pooling_allocation_config_table_elements_set(pooling, MAX_TABLE_ELEMENTS)
+        ffi.wasmtime_pooling_allocation_config_max_memory_size_set(pooling, POOL_MAX_MEMORY_BYTES)
+        ffi.wasmtime_pooling_allocation_config_max_core_instance_size_set(
+            pooling, POOL_MAX_INSTANCE_BYTES)
+        ffi.wasmtime_pooling_allocation_config_linear_memory_keep_resident_set(
+            pooling, POOL_KEEP_RESIDENT_BYTES)
+        ffi.wasmtime_pooling_allocation_config_table_keep_resident_set(
+            pooling, POOL_KEEP_RESIDENT_BYTES)
+        ffi.wasmtime_pooling_allocation_strategy_set(config.ptr(), pooling)
+    finally:
+        ffi.wasmtime_pooling_allocation_config_delete(pooling)
 
 
 @dataclass

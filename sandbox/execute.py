@@ -8,6 +8,7 @@ silently, so every offset is masked to u32 and checked against the memory size b
 from __future__ import annotations
 
 import ctypes
+import gc
 import json
 import math
 import threading
@@ -20,7 +21,7 @@ import wasmtime
 from wasmtime import _ffi as ffi
 from wasmtime._func import enter_wasm
 
-from .engine import CORTEX_MODULE, LoadedPlugin
+from .engine import CORTEX_MODULE, MAX_TABLE_ELEMENTS, MAX_TABLES, LoadedPlugin
 
 PAGE = 65536
 U32 = 0xFFFFFFFF
@@ -218,24 +219,46 @@ def call_raw(store: wasmtime.Store, func: Any, *args: int) -> int:
 
 
 class EpochTicker:
-    """Advances the engine's epoch while a call runs, so deadlines become traps."""
+    """Advances the engine's epoch while calls run, so deadlines become traps.
+
+    It keeps ticking between back-to-back calls and parks only after ``IDLE_PARK_SECONDS``
+    without one: waking a parked thread for every call would cost a futex wake-up and a GIL
+    hand-off per call, and an idle worker should not wake 500 times a second."""
+
+    IDLE_PARK_SECONDS = 0.1
 
     def __init__(self, engine: wasmtime.Engine) -> None:
         self._engine = engine
-        self._active = threading.Event()
+        self._wake = threading.Event()
+        self._busy = False
+        self._running = False
+        self._last_busy = 0.0
         threading.Thread(target=self._run, name="epoch-ticker", daemon=True).start()
 
     def _run(self) -> None:
         while True:
-            self._active.wait()
+            self._wake.wait()
             time.sleep(EPOCH_TICK_SECONDS)
             self._engine.increment_epoch()
+            if self._busy or time.monotonic() - self._last_busy < self.IDLE_PARK_SECONDS:
+                continue
+            self._running = False
+            self._wake.clear()
+            if self._busy:  # a call started while we parked: keep going (see start())
+                self._running = True
+                self._wake.set()
 
     def start(self) -> None:
-        self._active.set()
+        # Order matters: _busy before _running, the reverse of the parking thread's order, so
+        # one of the two always sees the other (the GIL makes each step atomic).
+        self._busy = True
+        if not self._running:
+            self._running = True
+            self._wake.set()
 
     def stop(self) -> None:
-        self._active.clear()
+        self._busy = False
+        self._last_busy = time.monotonic()
 
 
 def ticks_for(timeout_ms: float) -> int:
@@ -303,16 +326,26 @@ class Executor:
     # -- one call -----------------------------------------------------------------------------
 
     def release(self) -> None:
-        """Free the last call's store and instance; called once its reply is on its way."""
-        self._spent_store = None
+        """Free the last call's store and instance; called once its reply is on its way.
+
+        Freed explicitly (not left to reference counting): a traceback or cycle could keep a
+        store alive, and its instance would hold one of the pooling allocator's few slots."""
+        if self._spent_store is not None:
+            self._spent_store.close()
+            self._spent_store = None
+
+    def _discard_prepared(self) -> None:
+        if self._prepared is not None:
+            self._prepared.store.close()
+            self._prepared = None
 
     def _new_store(self, plugin: LoadedPlugin, ctx: CallContext, *, fuel: int, timeout_ms: float,
                    max_pages: int) -> wasmtime.Store:
         store = wasmtime.Store(self.engine)
         store.set_fuel(fuel)
         store.set_epoch_deadline(ticks_for(timeout_ms))
-        store.set_limits(memory_size=max_pages * PAGE, table_elements=100_000, instances=1,
-                         tables=4, memories=1)
+        store.set_limits(memory_size=max_pages * PAGE, table_elements=MAX_TABLE_ELEMENTS,
+                         instances=1, tables=MAX_TABLES, memories=1)
         if plugin.uses_wasi:
             wasi = wasmtime.WasiConfig()
             wasi.stdout_custom = lambda data: ctx.write_stream("stdout", data)
@@ -327,7 +360,7 @@ class Executor:
         It is still one brand-new instance per call, never reused: it only moves instantiation
         off the next call's critical path. Any failure just drops it; the next call then runs
         the ordinary path and reports the failure properly."""
-        self._prepared = None
+        self._discard_prepared()
         ctx = CallContext(max_log_bytes=max_log)
         store = self._new_store(plugin, ctx, fuel=fuel, timeout_ms=timeout_ms, max_pages=max_pages)
         state = _CallState()
@@ -336,11 +369,13 @@ class Executor:
         try:
             exports = self._instantiate(plugin, store, state, min_pages=min_pages, max_pages=max_pages)
         except (CallFailed, HostTrap, wasmtime.Trap, wasmtime.WasmtimeError):
+            store.close()
             return
         finally:
             self.ticker.stop()
             self._ctx = None
         if ctx.error is not None:
+            store.close()
             return
         self._prepared = _Prepared(
             key=(plugin.digest, min_pages, max_pages, max_log), store=store, exports=exports,
@@ -371,6 +406,8 @@ class Executor:
             store.set_fuel(fuel - prepared.fuel_used)  # instantiation's fuel counts against the call
             store.set_epoch_deadline(ticks_for(timeout_ms))
         else:
+            if prepared is not None:
+                prepared.store.close()
             ctx = CallContext(max_log_bytes=max_log)
             store = self._new_store(plugin, ctx, fuel=fuel, timeout_ms=timeout_ms, max_pages=max_pages)
             state = _CallState()
@@ -416,7 +453,13 @@ class Executor:
                 f"over the limit of {max_pages} pages",
             )
         try:
-            instance = plugin.pre.instantiate(store)
+            try:
+                instance = plugin.pre.instantiate(store)
+            except wasmtime.WasmtimeError as exc:
+                if "concurrent limit" not in str(exc):
+                    raise
+                gc.collect()  # a pooling slot held by an unreachable store: free it, retry once
+                instance = plugin.pre.instantiate(store)
         except (wasmtime.Trap, wasmtime.ExitTrap):
             raise
         except wasmtime.WasmtimeError as exc:

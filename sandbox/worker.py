@@ -17,6 +17,8 @@ from .framing import PROTOCOL_VERSION, FrameError, encode_frame, read_frame, wri
 #: A compiled artifact larger than this is not sent back for caching (it would not fit a frame).
 MAX_ARTIFACT_BYTES = 20 * 1024 * 1024
 DEFAULT_DATA_LIMIT = 6 * 1024**3
+#: Failures after which the worker retires (the supervisor's FATAL_KINDS).
+FATAL_KINDS = frozenset({"trap", "fuel", "timeout", "memory"})
 
 
 def main(argv: list[str]) -> None:
@@ -27,7 +29,7 @@ def main(argv: list[str]) -> None:
     confined = bool(options.get("confine", True))
 
     # 1-3: before any thread exists and before anything touches a plugin.
-    layers = [confine.die_with_parent(parent_pid)]
+    layers = [confine.die_with_parent(parent_pid, pdeathsig=bool(options.get("pdeathsig", True)))]
     if confined:
         layers.append(confine.enter_namespaces())
         layers.append(confine.set_rlimits(data_bytes=int(options.get("data_limit", DEFAULT_DATA_LIMIT))))
@@ -81,6 +83,10 @@ def main(argv: list[str]) -> None:
         return
     send(hello)
 
+    # After a fault (trap, fuel, deadline, memory, host error) this worker runs nothing more:
+    # calls already queued behind it are answered "retired" (they did not run) and the supervisor
+    # sends them elsewhere and replaces this process.
+    retiring = False
     while True:
         try:
             request = read_frame(in_fd)
@@ -91,6 +97,10 @@ def main(argv: list[str]) -> None:
             return
         op = request.get("op")
         call_id = request.get("id")
+        if retiring and op in ("call", "load", "prepare"):
+            send({"id": call_id, "ok": False, "error": {
+                "kind": "retired", "message": "the worker retired after a fault; the request did not run"}})
+            continue
         if op == "call":
             plugin = plugins.get(request.get("digest", ""))
             export = request.get("export")
@@ -114,6 +124,7 @@ def main(argv: list[str]) -> None:
                 failed = unexpected if isinstance(unexpected, CallFailed) else CallFailed(
                     "trap", f"the host failed while running the call: {unexpected!r}",
                     trap_code="host_error")
+                retiring = failed.kind in FATAL_KINDS or failed.trap_code == "host_error"
                 last = executor.last_context
                 send({"id": call_id, "ok": False,
                       "error": {"kind": failed.kind, "message": failed.message,

@@ -72,13 +72,16 @@ SUPERVISOR = textwrap.dedent("""
             print("PIDS", *rt.worker_pids, flush=True)
             await anyio.sleep(3600)
 
-    anyio.run(main)
+    anyio.run(main, backend=sys.argv[2])
 """)
 
 
-def test_workers_die_with_their_supervisor(tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_workers_die_with_their_supervisor(tmp_path: Path, backend: str) -> None:
+    """Under asyncio by PR_SET_PDEATHSIG; under trio (which forks from short-lived threads, so
+    PDEATHSIG is off) by the worker's pidfd watch on its parent: just as fast."""
     supervisor = subprocess.Popen(
-        [sys.executable, "-c", SUPERVISOR, str(tmp_path / "cache")],
+        [sys.executable, "-c", SUPERVISOR, str(tmp_path / "cache"), backend],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )
     try:

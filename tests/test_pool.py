@@ -112,6 +112,19 @@ async def test_idle_workers_and_spares_killed_are_replaced_at_once(
         assert rt.stats["started"] == 6
 
 
+@pytest.mark.parametrize("anyio_backend", ["trio"])
+async def test_workers_outlive_the_thread_that_spawned_them(tmp_path: Path, plugin_dir: Path) -> None:
+    """Trio forks from its thread cache, whose idle threads exit after 10 s; PR_SET_PDEATHSIG
+    would then SIGKILL every worker. Workers must live on (found by the pipelining work)."""
+    async with runtime(tmp_path, workers=2, spare_workers=1) as rt:
+        await rt.load(plugin_dir)
+        pids = rt.worker_pids
+        await anyio.sleep(12)
+        assert rt.worker_pids == pids
+        assert rt.stats.get("killed", 0) == 0 and rt.stats.get("died_idle", 0) == 0
+        assert await rt.call("pool", "echo", "still here") == "still here"
+
+
 async def test_cancelled_call_kills_its_worker_and_leaks_nothing(tmp_path: Path, plugin_dir: Path) -> None:
     fds_before = psutil.Process().num_fds()
     async with runtime(tmp_path, workers=1, spare_workers=1) as rt:
