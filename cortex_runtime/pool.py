@@ -46,6 +46,8 @@ class PoolConfig:
     backoff_max: float = 10.0
     broken_after: int = 3
     start_timeout: float = 20.0
+    #: Seconds between a spare going into service and the start of its own replacement.
+    spare_settle: float = 0.1
     #: Requests one worker may hold at once (1 = no pipelining).
     pipeline_depth: int = 4
     #: Queue behind a running request only if it started less than this long ago (seconds), so a
@@ -74,6 +76,8 @@ class WorkerPool:
         self._consecutive_start_failures = 0
         self._broken: str | None = None
         self._pending_spawns = 0
+        #: The engine fingerprint the first worker reported (the compiled-artifact cache key).
+        self.engine = ""
         #: The confinement layers the first worker reported (see sandbox/confine.py).
         self.layers: list[dict[str, Any]] = []
         #: Counters for tests, soak reports and the log.
@@ -129,6 +133,11 @@ class WorkerPool:
         return sorted(w.pid for w in self._all if w.alive)
 
     @property
+    def spares(self) -> list[Worker]:
+        """The warm spares, not yet in service."""
+        return list(self._spares)
+
+    @property
     def busy_pids(self) -> list[int]:
         """Process ids of the workers currently running a request."""
         return sorted(w.pid for w in self._all if w.lent)
@@ -146,13 +155,14 @@ class WorkerPool:
         finally:
             self.release(worker)
 
-    async def acquire(self) -> Worker:
-        """A worker with room for one more request: an idle one if any, else (pipelining) one
-        whose running request just started; otherwise wait in line."""
+    async def acquire(self, prefer: str | None = None) -> Worker:
+        """A worker with room for one more request: an idle one if any (one that has plugin
+        ``prefer`` prepared or loaded first), else (pipelining) one whose running request just
+        started; otherwise wait in line."""
         if self._closed:
             raise RuntimeClosed("the runtime is closed")
         if not self._waiters:  # nobody is in line: no need to queue (or to yield)
-            worker = self._pick()
+            worker = self._pick(prefer)
             if worker is not None:
                 worker.lent += 1
                 return worker
@@ -179,7 +189,7 @@ class WorkerPool:
                     else:
                         self._waiters.remove(turn)
                     raise
-                worker = self._pick()
+                worker = self._pick(prefer)
                 if worker is not None:
                     worker.lent += 1
                     return worker
@@ -193,22 +203,26 @@ class WorkerPool:
     def _serviceable(worker: Worker) -> bool:
         return not (worker.doomed or worker.draining or worker.failed is not None) and worker.alive
 
-    def _pick(self) -> Worker | None:
-        idle: Worker | None = None
-        queue_behind: Worker | None = None
+    def _pick(self, prefer: str | None) -> Worker | None:
+        """Best worker for a call of plugin ``prefer``: one that has the plugin loaded (even if
+        it must queue behind a request that just started: a load costs far more), then an idle
+        one, then one with the plugin's instance prepared, the shortest line, the least recently
+        used (it has had the longest to prepare its next instance)."""
+        best: Worker | None = None
+        best_rank: tuple[bool, bool, bool, int, float] = (False, False, False, 0, 0.0)
         config = self.config
         for worker in self._ready:
             if not self._serviceable(worker):
                 continue
-            if worker.lent == 0:
-                # Least recently used first: it has had the longest to prepare its next instance.
-                if idle is None or worker.last_used < idle.last_used:
-                    idle = worker
-            elif (worker.lent < config.pipeline_depth
-                  and worker.head_age() < config.pipeline_max_head_age
-                  and (queue_behind is None or worker.lent < queue_behind.lent)):
-                queue_behind = worker
-        return idle or queue_behind
+            idle = worker.lent == 0 and worker.inflight == 0
+            if not idle and not (worker.lent < config.pipeline_depth
+                                 and worker.head_age() < config.pipeline_max_head_age):
+                continue
+            rank = (prefer in worker.loaded, idle, worker.prepared == prefer, -worker.inflight,
+                    -worker.last_used)
+            if best is None or rank > best_rank:
+                best, best_rank = worker, rank
+        return best
 
     def _wake_one(self) -> None:
         while self._waiters:
@@ -320,6 +334,10 @@ class WorkerPool:
 
     async def _spawn_replacement(self, spare: bool, counted: bool) -> None:
         try:
+            if spare:
+                # A spare just went into service: let the calls right after the fault run before
+                # a booting interpreter competes with them for the CPU.
+                await anyio.sleep(self.config.spare_settle)
             while not self._closed:
                 delay = self._backoff(counted)
                 counted = False
@@ -387,10 +405,13 @@ class WorkerPool:
     async def _spawn_one(self) -> Worker:
         worker = await Worker.spawn(options=self.config.worker_options,
                                     start_timeout=self.config.start_timeout)
+        if not self.engine:
+            self.engine = worker.engine
         if not self.layers:
             self.layers = worker.layers
             log.info("sandbox.layers", layers={ly["name"]: ly["active"] for ly in worker.layers},
                      inactive={ly["name"]: ly["detail"] for ly in worker.layers if not ly["active"]})
+        worker.on_reply = self._wake_one
         self._all.add(worker)
         self.stats["started"] += 1
         log.info("worker.start", worker_pid=worker.pid)

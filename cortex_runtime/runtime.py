@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import collections
+import contextlib
 import os
 import time
 from collections.abc import Iterable, Mapping
@@ -214,14 +215,15 @@ class Runtime:
     async def load(self, path: str | os.PathLike[str]) -> PluginInfo:
         """Load a plugin folder, a ``plugin.json``, or a bare ``.wasm`` (with default limits)."""
         self._check_open()
-        manifest = await anyio.to_thread.run_sync(read_manifest, Path(path))
+        staged = await self._stage(Path(path))
+        manifest = staged.manifest
         existing = self._plugins.get(manifest.name)
         if existing is not None and existing.manifest.root != manifest.root:
             raise ManifestError(
                 f"a plugin named {manifest.name!r} is already loaded from {existing.manifest.root}",
                 path=manifest.source, field="name",
             )
-        info = await self._prepare(manifest)
+        info = await self._prepare(staged)
         self._plugins[manifest.name] = info
         self._quarantine.release(manifest.name)
         log.info("plugin.load", plugin=info.name, version=info.version,
@@ -232,9 +234,9 @@ class Runtime:
     async def inspect(self, path: str | os.PathLike[str]) -> dict[str, Any]:
         """Exports, imports, memory and capabilities of a ``.wasm`` or plugin, without loading it."""
         self._check_open()
-        manifest = await anyio.to_thread.run_sync(read_manifest, Path(path))
-        digest, staged = await self._stage(manifest)
-        facts = await self._load_facts(staged, digest, manifest)
+        staged = await self._stage(Path(path))
+        manifest, digest = staged.manifest, staged.digest
+        facts, _ = await self._load_facts(staged)
         report = dict(facts)
         report.update(name=manifest.name, version=manifest.version, sha256=digest,
                       wasm=str(manifest.wasm_path))
@@ -246,9 +248,22 @@ class Runtime:
             report.update(valid=False, problem=str(exc))
         return report
 
-    async def _stage(self, manifest: Manifest) -> tuple[str, Path]:
-        """Hash the wasm, check the manifest's sha256, and copy it where workers load it from."""
-        def work() -> tuple[str, Path]:
+    async def _stage(self, target: Path) -> _Staged:
+        """Read the manifest, hash the wasm, check the manifest's sha256, copy the wasm where
+        workers load it from, and look up its compiled artifact: one trip to a thread."""
+        engine = self._pool.engine
+
+        def work() -> _Staged:
+            manifest = read_manifest(target)
+            try:
+                digest, staged = stage(manifest)
+            except OSError as exc:
+                raise ManifestError(f"cannot read the wasm file: {exc}", path=manifest.source,
+                                    field="entryPoint") from None
+            artifact = self._artifacts.lookup(digest, engine) if engine else None
+            return _Staged(manifest, digest, staged, artifact, engine)
+
+        def stage(manifest: Manifest) -> tuple[str, Path]:
             digest = file_sha256(manifest.wasm_path)
             if manifest.sha256 is not None and manifest.sha256 != digest:
                 raise ManifestError(
@@ -267,16 +282,15 @@ class Runtime:
                                         path=manifest.source, field="entryPoint")
             return digest, staged
 
-        try:
-            return await anyio.to_thread.run_sync(work)
-        except OSError as exc:
-            raise ManifestError(f"cannot read the wasm file: {exc}", path=manifest.source,
-                                field="entryPoint") from None
+        return await anyio.to_thread.run_sync(work)
 
-    async def _load_facts(self, staged: Path, digest: str, manifest: Manifest) -> dict[str, Any]:
+    async def _load_facts(self, staged: _Staged) -> tuple[dict[str, Any], Worker]:
+        """Load the module into some worker; its facts, and the worker that now has it."""
         reply: dict[str, Any] | None = None
+        manifest = staged.manifest
         async with self._pool.borrow() as worker:
-            reply = await self._load_into(worker, staged, digest)
+            artifact = staged.artifact if worker.engine == staged.engine else False
+            reply = await self._load_into(worker, staged.path, staged.digest, artifact)
         assert reply is not None
         if not reply.get("ok"):
             error = reply.get("error") or {}
@@ -285,11 +299,14 @@ class Runtime:
         facts = reply.get("facts")
         if not isinstance(facts, dict):
             raise ProtocolError("worker sent a load reply without facts")
-        return facts
+        return facts, worker
 
-    async def _load_into(self, worker: Worker, staged: Path, digest: str) -> dict[str, Any]:
-        """Load a module into ``worker``; a load slower than ``load_timeout`` dooms the worker."""
-        artifact = await anyio.to_thread.run_sync(self._artifacts.lookup, digest, worker.engine)
+    async def _load_into(self, worker: Worker, staged: Path, digest: str,
+                         artifact: Path | bool | None = False) -> dict[str, Any]:
+        """Load a module into ``worker``; a load slower than ``load_timeout`` dooms the worker.
+        ``artifact``: the compiled artifact already looked up (a path or None), or False."""
+        if artifact is False:
+            artifact = await anyio.to_thread.run_sync(self._artifacts.lookup, digest, worker.engine)
         request: dict[str, Any] = {"op": "load", "path": str(staged), "digest": digest,
                                    "artifact": str(artifact) if artifact else None,
                                    "want_artifact": artifact is None}
@@ -313,15 +330,45 @@ class Runtime:
             return
         self._artifacts.store(digest, engine, blob)
 
-    async def _prepare(self, manifest: Manifest) -> PluginInfo:
-        digest, staged = await self._stage(manifest)
-        facts = await self._load_facts(staged, digest, manifest)
+    async def _prepare(self, staged: _Staged) -> PluginInfo:
+        manifest, digest = staged.manifest, staged.digest
+        facts, worker = await self._load_facts(staged)
         fit = check_facts(manifest, facts)
-        return PluginInfo(
+        info = PluginInfo(
             name=manifest.name, version=manifest.version, description=manifest.description,
             capabilities=fit.capabilities, sha256=digest, wasm_path=manifest.wasm_path,
             manifest=manifest, allocator_export=fit.allocator_export, facts=facts,
         )
+        # The plugin's first call should not pay for instantiation (nor its first call on a spare
+        # for a load): in the background, prepare an instance where it was loaded, and load it
+        # into the spares.
+        assert self._tg is not None
+        self._tg.start_soon(self._prepare_instance, worker, info)
+        for spare in self._pool.spares:
+            self._tg.start_soon(self._warm_spare, spare, info)
+        return info
+
+    def _prepare_request(self, info: PluginInfo) -> dict[str, Any]:
+        limits = info.manifest.limits
+        return {"op": "prepare", "digest": info.sha256, "fuel": limits.fuel,
+                "timeout_ms": limits.timeout_ms, "min_pages": info.manifest.memory_pages,
+                "max_pages": info.manifest.max_memory_pages, "max_log": info.manifest.max_log_bytes}
+
+    async def _prepare_instance(self, worker: Worker, info: PluginInfo) -> None:
+        """Have ``worker`` make ``info``'s next instance now. The request occupies the worker's
+        line, so the pool does not take the worker for idle meanwhile; a failure only costs the
+        head start (the call then instantiates, and reports any problem itself)."""
+        with contextlib.suppress(CortexError):
+            reply = await worker.request(self._prepare_request(info),
+                                         backstop=info.manifest.limits.timeout_ms / 1000 + 5)
+            if reply.get("ok"):
+                worker.prepared = info.sha256
+
+    async def _warm_spare(self, worker: Worker, info: PluginInfo) -> None:
+        with contextlib.suppress(CortexError):
+            if info.sha256 not in worker.loaded:
+                await self._ensure_loaded(worker, info)
+                await self._prepare_instance(worker, info)
 
     async def _warm_worker(self, worker: Worker) -> None:
         """Load the most recently used plugins into a fresh worker before it takes calls, and have
@@ -332,13 +379,8 @@ class Runtime:
             if info.sha256 not in worker.loaded:
                 await self._load_into(worker, self._staged_path(info), info.sha256)
         if recent and recent[-1].sha256 in worker.loaded:
-            info = recent[-1]
-            limits = info.manifest.limits
-            await worker.request({
-                "op": "prepare", "digest": info.sha256, "fuel": limits.fuel,
-                "timeout_ms": limits.timeout_ms, "min_pages": info.manifest.memory_pages,
-                "max_pages": info.manifest.max_memory_pages, "max_log": info.manifest.max_log_bytes,
-            })
+            reply = await worker.request(self._prepare_request(recent[-1]))
+            worker.prepared = recent[-1].sha256 if reply.get("ok") else None
 
     def _staged_path(self, info: PluginInfo) -> Path:
         return self.cache_dir / "wasm" / f"{info.sha256}.wasm"
@@ -459,7 +501,7 @@ class Runtime:
     async def _call_once(
         self, info: PluginInfo, request: dict[str, Any], payload: bytes, timeout_s: float
     ) -> tuple[dict[str, Any], int, bool]:
-        worker = await self._pool.acquire()
+        worker = await self._pool.acquire(prefer=info.sha256)
         try:
             if info.sha256 not in worker.loaded:
                 await self._ensure_loaded(worker, info)
@@ -469,6 +511,8 @@ class Runtime:
             except WorkerTimedOut:
                 return {}, worker.pid, True
             _check_reply_shape(worker, reply)
+            # After a success the worker prepares the plugin's next instance while idle.
+            worker.prepared = info.sha256 if reply["ok"] else None
             if not reply["ok"]:
                 kind = reply["error"].get("kind")
                 if kind == RETIRED:  # queued behind a fault: it did not run
@@ -499,6 +543,8 @@ class Runtime:
                 loading.set()
             if not loaded.get("ok"):
                 error = loaded.get("error") or {}
+                if error.get("kind") == RETIRED:  # queued behind a fault: it did not run
+                    raise WorkerGone(f"worker {worker.pid} retired before loading {info.name!r}")
                 raise WorkerCrashed(
                     f"a worker could not load plugin {info.name!r}: {error.get('message')}",
                     plugin=info.name,
@@ -531,6 +577,18 @@ class Runtime:
         log.debug("call", plugin=info.name, capability=capability, worker_pid=worker_pid,
                   duration_ms=round((time.perf_counter() - started) * 1000, 3),
                   fuel_used=fuel_used, outcome=outcome)
+
+
+@dataclass(frozen=True)
+class _Staged:
+    """A plugin's files, checked and staged for workers (see ``Runtime._stage``)."""
+
+    manifest: Manifest
+    digest: str
+    path: Path
+    #: Its verified compiled artifact for ``engine`` (None: compile).
+    artifact: Path | None
+    engine: str
 
 
 def read_manifest(target: Path) -> Manifest:

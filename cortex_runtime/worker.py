@@ -98,6 +98,10 @@ class Worker:
         #: Set when the worker should finish what it has and be retired (recycling).
         self.draining = False
         self.last_used = 0.0
+        #: Called after each reply (the pool wakes a waiting caller: the worker may have room).
+        self.on_reply: Callable[[], None] | None = None
+        #: The plugin whose next instance the worker (probably) has ready (a hint for affinity).
+        self.prepared: str | None = None
         self.rss_checked_at = 0
         #: Plugins being loaded into this worker right now (digest -> done).
         self.loading: dict[str, anyio.Event] = {}
@@ -326,6 +330,8 @@ class Worker:
                             self.doomed = True
                     head.reply = reply
                     head.done.set()
+                    if self.on_reply is not None:
+                        self.on_reply()
             error = WorkerTimedOut(f"worker {self.pid} passed the request's deadline")
         except (WorkerCrashed, ProtocolError) as exc:
             error = exc
