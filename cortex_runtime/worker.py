@@ -34,6 +34,7 @@ from sandbox.framing import (
     FrameDecoder,
     FrameError,
     encode_frame,
+    encode_frame_with_attachment,
 )
 
 from .errors import ProtocolError, WorkerCrashed
@@ -75,7 +76,7 @@ class Worker:
         self.pid: int = process.pid
         self._send_fd = send_fd
         self._recv_fd = recv_fd
-        self._decoder = FrameDecoder(limit=MAX_FRAME_BYTES)
+        self._decoder = FrameDecoder(limit=MAX_FRAME_BYTES, attachments=False)
         self._inbox: collections.deque[dict[str, Any]] = collections.deque()
         self._next_id = 0
         self._closed = False
@@ -241,7 +242,7 @@ class Worker:
 
     async def request(self, message: dict[str, Any], *, payload: bytes | None = None,
                       backstop: float | None = None) -> dict[str, Any]:
-        """Send one request and return its reply. ``payload`` (JSON bytes) goes as ``input_json``.
+        """Send one request and return its reply. ``payload`` (JSON bytes) goes as the frame's attachment.
 
         ``backstop`` (seconds, counted from when the request starts running) bounds the wait: past
         it the worker is killed and ``WorkerTimedOut`` raised. Cancelling a request that is
@@ -252,7 +253,7 @@ class Worker:
         self._next_id += 1
         pending = _Pending(self._next_id, backstop)
         try:
-            frame = encode_frame(_with_id(message, pending.call_id, payload))
+            frame = _frame(message, pending.call_id, payload)
         except FrameError as exc:
             raise ProtocolError(str(exc)) from None
         async with self._send_lock:
@@ -440,9 +441,10 @@ def _widen_pipe(fd: int) -> None:
             fcntl.fcntl(fd, F_SETPIPE_SZ, PIPE_BYTES)
 
 
-def _with_id(message: dict[str, Any], call_id: int, payload: bytes | None) -> bytes:
-    fields = dict(message, id=call_id)
-    if payload is not None:
-        # As a JSON string: the guest gets the caller's bytes exactly, escapes and all.
-        fields["input_json"] = payload.decode("utf-8")
-    return orjson.dumps(fields)
+def _frame(message: dict[str, Any], call_id: int, payload: bytes | None) -> bytes:
+    """The request's frame; ``payload`` (a call's input) travels as the raw attachment, so the
+    guest gets the caller's bytes exactly, escapes and all, with no re-encoding on either side."""
+    body = orjson.dumps(dict(message, id=call_id))
+    if payload is None:
+        return encode_frame(body)
+    return encode_frame_with_attachment(body, payload)

@@ -1,6 +1,9 @@
 """Length-prefixed JSON frames: the wire format between supervisor and worker.
 
-A frame is a 4-byte big-endian unsigned length followed by that many bytes of one UTF-8 JSON object.
+A frame is a 4-byte big-endian unsigned length followed by that many bytes of one UTF-8 JSON object,
+or, for a request that carries a call's input, of ``b"B"``, a 4-byte big-endian length, that many
+bytes of JSON object, and the input's raw bytes (the *attachment*: a large input then crosses as it
+is, instead of as an escaped JSON string that both sides must encode and decode).
 Both sides refuse frames larger than ``MAX_FRAME_BYTES`` before reading their body, so a hostile
 peer cannot make the other side allocate without bound. This module is shared by the worker (which
 uses the blocking helpers) and the supervisor (which feeds bytes to :class:`FrameDecoder`).
@@ -19,6 +22,9 @@ HEADER_SIZE = HEADER.size
 #: Inputs and outputs are capped at 16 MiB by the manifest; the rest is envelope.
 MAX_FRAME_BYTES = 32 * 1024 * 1024
 PROTOCOL_VERSION = 1
+ATTACHMENT_MARK = b"B"
+#: The key under which a decoded frame's attachment appears.
+ATTACHMENT = "attachment"
 
 
 class FrameError(Exception):
@@ -33,8 +39,31 @@ def encode_frame(message: dict[str, Any] | bytes, *, limit: int = MAX_FRAME_BYTE
     return HEADER.pack(len(body)) + body
 
 
-def decode_body(body: bytes) -> dict[str, Any]:
-    """Parse a frame body, insisting on a JSON object."""
+def encode_frame_with_attachment(message: bytes, attachment: bytes, *,
+                                  limit: int = MAX_FRAME_BYTES) -> bytes:
+    """One frame holding the JSON object ``message`` (pre-serialised) and raw ``attachment``."""
+    size = 1 + HEADER_SIZE + len(message) + len(attachment)
+    if size > limit:
+        raise FrameError(f"frame of {size} bytes exceeds the {limit}-byte limit")
+    return b"".join((HEADER.pack(size), ATTACHMENT_MARK, HEADER.pack(len(message)), message,
+                     attachment))
+
+
+def decode_body(body: bytes, *, attachments: bool = True) -> dict[str, Any]:
+    """Parse a frame body, insisting on a JSON object (and its attachment, if it has one and
+    ``attachments`` allows it)."""
+    if body[:1] == ATTACHMENT_MARK:
+        if not attachments:
+            raise FrameError("unexpected frame with an attachment")
+        if len(body) < 1 + HEADER_SIZE:
+            raise FrameError("attachment frame too short for its header")
+        (length,) = HEADER.unpack_from(body, 1)
+        start = 1 + HEADER_SIZE
+        if start + length > len(body):
+            raise FrameError(f"attachment frame announces {length} bytes of JSON, past its end")
+        message = decode_body(body[start:start + length], attachments=False)
+        message[ATTACHMENT] = body[start + length:]
+        return message
     try:
         message = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
@@ -47,9 +76,10 @@ def decode_body(body: bytes) -> dict[str, Any]:
 class FrameDecoder:
     """Incremental decoder: feed it bytes as they arrive, take out whole messages."""
 
-    def __init__(self, *, limit: int = MAX_FRAME_BYTES) -> None:
+    def __init__(self, *, limit: int = MAX_FRAME_BYTES, attachments: bool = True) -> None:
         self._buffer = bytearray()
         self._limit = limit
+        self._attachments = attachments
 
     def feed(self, data: bytes) -> list[dict[str, Any]]:
         """Add ``data`` and return every message it completed (maybe none)."""
@@ -64,7 +94,7 @@ class FrameDecoder:
                 break
             body = bytes(self._buffer[HEADER_SIZE:end])
             del self._buffer[:end]
-            messages.append(decode_body(body))
+            messages.append(decode_body(body, attachments=self._attachments))
         return messages
 
     @property

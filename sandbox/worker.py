@@ -16,6 +16,7 @@ from typing import Any
 
 from . import confine
 from .framing import (
+    ATTACHMENT,
     MAX_FRAME_BYTES,
     PROTOCOL_VERSION,
     FrameDecoder,
@@ -27,19 +28,23 @@ from .framing import (
 #: A compiled artifact larger than this is not sent back for caching (it would not fit a frame).
 MAX_ARTIFACT_BYTES = 20 * 1024 * 1024
 DEFAULT_DATA_LIMIT = 6 * 1024**3
-#: After a call whose input was larger than this, free heap pages go back to the kernel.
-TRIM_AFTER_BYTES = 64 * 1024
+#: glibc's mallopt parameter, and the size from which allocations get their own mapping.
+M_MMAP_THRESHOLD = -3
+MMAP_THRESHOLD_BYTES = 128 * 1024
 #: Requests are read in chunks of this size (a 16 MiB input takes several).
 READ_BYTES = 256 * 1024
 #: Failures after which the worker retires (the supervisor's FATAL_KINDS).
 FATAL_KINDS = frozenset({"trap", "fuel", "timeout", "memory"})
 
 
-def trim_heap() -> None:
-    """Give the heap's free pages back to the kernel after a large call: glibc keeps freed memory
-    of big strings (a 1 MB input and its copies) mapped, and a worker's RSS then stays ~10 MB up."""
+def fix_mmap_threshold() -> None:
+    """Serve every allocation of 128 KiB or more with its own mmap, returned to the kernel on free.
+
+    glibc otherwise raises that threshold after the first large free (up to 32 MiB), so the
+    buffers of a 1 MB call then come from the heap and stay resident: a worker's RSS stayed ~10 MB
+    up after one large call. Setting it also turns the adjustment off."""
     with contextlib.suppress(OSError, AttributeError):  # AttributeError: not glibc
-        ctypes.CDLL(None).malloc_trim(0)
+        ctypes.CDLL(None).mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
 
 
 def main(argv: list[str]) -> None:
@@ -59,6 +64,7 @@ def main(argv: list[str]) -> None:
     sys.stdout = sys.stderr  # anything that prints goes to the diagnostics pipe
 
     # 4: the engine, while files and syscalls are still open.
+    fix_mmap_threshold()
     import orjson
 
     from .engine import (
@@ -145,9 +151,14 @@ def main(argv: list[str]) -> None:
                 send({"id": call_id, "ok": False,
                       "error": {"kind": "no_capability", "message": f"no capability {export!r}"}})
                 continue
+            payload = request.get(ATTACHMENT)
+            if not isinstance(payload, bytes):
+                send({"op": "fatal", "error": {"kind": "protocol",
+                                               "message": "a call frame without its input attachment"}})
+                return
             try:
                 fields, ctx = executor.call(
-                    plugin, export, str(request["input_json"]).encode("utf-8"),
+                    plugin, export, payload,
                     fuel=int(request["fuel"]), timeout_ms=float(request["timeout_ms"]),
                     min_pages=int(request["min_pages"]), max_pages=int(request["max_pages"]),
                     allocator=str(request["allocator"]), max_output=int(request["max_output"]),
@@ -170,9 +181,6 @@ def main(argv: list[str]) -> None:
             fields.update(id=call_id, ok=True, logs=ctx.logs, dropped_logs=ctx.dropped_logs)
             send(fields)
             executor.release()
-            if len(request["input_json"]) > TRIM_AFTER_BYTES:
-                del fields, ctx, request["input_json"]
-                trim_heap()
             if not inbox:
                 # Idle now: make the next call's fresh instance ahead of time (same limits). With
                 # a request already waiting, that request instantiates for itself instead.

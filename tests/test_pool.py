@@ -210,7 +210,8 @@ async def test_a_full_queue_is_overloaded_not_unbounded(tmp_path: Path, plugin_d
 
         async def call(capability: str) -> None:
             try:
-                await rt.call("pool", capability, {}, timeout=0.5)
+                # Fuel to spare: on a fast machine the manifest's fuel runs out before 0.5 s.
+                await rt.call("pool", capability, {}, timeout=0.5, fuel=2**62)
                 outcomes.append("ok")
             except CallTimeout:
                 outcomes.append("timeout")

@@ -20,7 +20,7 @@ from support import write_plugin
 import cortex_runtime.worker as worker_module
 from cortex_runtime import Runtime
 from cortex_runtime.errors import CallTimeout, PluginTrap, ProtocolError, WorkerCrashed
-from sandbox.framing import FrameDecoder, FrameError, encode_frame
+from sandbox.framing import FrameDecoder, FrameError, encode_frame, encode_frame_with_attachment
 
 # -- the decoder --------------------------------------------------------------------------------
 
@@ -70,6 +70,33 @@ def test_non_object_bodies_are_refused() -> None:
             FrameDecoder().feed(struct.pack(">I", len(body)) + body)
 
 
+@given(st.dictionaries(st.text(max_size=8), st.integers(-(2**63), 2**63 - 1), max_size=4),
+       st.binary(max_size=300),
+       st.integers(min_value=1, max_value=50))
+def test_attachment_frames_round_trip_in_any_chunking(
+    message: dict[str, int], attachment: bytes, step: int
+) -> None:
+    frame = encode_frame_with_attachment(orjson.dumps(message), attachment)
+    decoder = FrameDecoder()
+    got = []
+    for i in range(0, len(frame), step):
+        got.extend(decoder.feed(frame[i:i + step]))
+    assert got == [dict(message, attachment=attachment)]
+
+
+def test_malformed_or_unexpected_attachment_frames_are_refused() -> None:
+    def frame(body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + body
+
+    for body in (b"B", b"B\x00\x00", b"B\x00\x00\x00\x09{}", b"B\x00\x00\x00\x02[]xy",
+                 b"B\x00\x00\x00\x0bB\x00\x00\x00\x02{}{}"):
+        with pytest.raises(FrameError):
+            FrameDecoder().feed(frame(body))
+    # the supervisor's decoder (worker replies) refuses attachments altogether
+    with pytest.raises(FrameError, match="unexpected frame with an attachment"):
+        FrameDecoder(attachments=False).feed(encode_frame_with_attachment(b"{}", b"x"))
+
+
 def test_encode_refuses_frames_over_the_limit() -> None:
     with pytest.raises(FrameError):
         encode_frame({"x": "y" * 100}, limit=50)
@@ -91,6 +118,9 @@ while True:
         continue
     if MODE == "oversized":
         write_all(out, struct.pack(">I", 2**31))
+    elif MODE == "attachment":  # only requests may carry one
+        body = b'{"id":' + str(req["id"]).encode() + b',"ok":true,"result":1}'
+        write_all(out, struct.pack(">IcI", 5 + len(body) + 3, b"B", len(body)) + body + b"abc")
     elif MODE == "garbage":
         write_all(out, struct.pack(">I", 9) + b"not json!")
     elif MODE == "wrong_id":
@@ -122,7 +152,8 @@ def plugin_dir(tmp_path: Path) -> Path:
 
 
 @pytest.mark.parametrize(
-    "mode", ["oversized", "garbage", "wrong_id", "replayed_id", "no_ok", "error_without_kind", "truncated"]
+    "mode", ["oversized", "garbage", "wrong_id", "replayed_id", "no_ok", "error_without_kind",
+             "truncated", "attachment"]
 )
 async def test_misbehaving_worker_gives_protocol_error_and_is_replaced(
     tmp_path: Path, plugin_dir: Path, monkeypatch: pytest.MonkeyPatch, mode: str
@@ -191,3 +222,20 @@ def test_worker_frames_are_json_objects() -> None:
     (length,) = struct.unpack(">I", frame[:4])
     assert orjson.loads(frame[4:]) == {"op": "ping", "id": 1}
     assert length == len(frame) - 4
+
+
+async def test_a_call_frame_without_its_input_attachment_is_refused_by_the_worker(
+    tmp_path: Path, plugin_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker takes a call's input only from the frame's attachment; a call frame without
+    one (an old or confused supervisor) ends the worker with a protocol error, not a guess."""
+    monkeypatch.setattr(worker_module, "encode_frame_with_attachment",
+                        lambda message, attachment: encode_frame(message))
+    async with Runtime(workers=1, spare_workers=0, cache_dir=tmp_path / "cache",
+                       quarantine_after=0) as rt:
+        await rt.load(plugin_dir)
+        with anyio.fail_after(10), pytest.raises(ProtocolError, match="without its input attachment"):
+            await rt.call("pool", "echo", {"hello": 1})
+        monkeypatch.undo()
+        with anyio.fail_after(20):
+            assert await rt.call("pool", "echo", "fine") == "fine"
