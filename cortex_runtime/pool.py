@@ -218,7 +218,7 @@ class WorkerPool:
             if not idle and not (worker.lent < config.pipeline_depth
                                  and worker.head_age() < config.pipeline_max_head_age):
                 continue
-            rank = (prefer in worker.loaded, idle, worker.prepared == prefer, -worker.inflight,
+            rank = (prefer in worker.loaded, idle, prefer in worker.prepared, -worker.inflight,
                     -worker.last_used)
             if best is None or rank > best_rank:
                 best, best_rank = worker, rank

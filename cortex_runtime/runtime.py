@@ -40,7 +40,7 @@ from .inspection import check_facts
 from .manifest import MANIFEST_NAME, Manifest, file_sha256, load_manifest, manifest_for_wasm
 from .pool import PoolConfig, WorkerPool
 from .quarantine import Quarantine
-from .worker import FATAL_KINDS, RETIRED, Worker, WorkerGone, WorkerTimedOut
+from .worker import FATAL_KINDS, PREPARED_PLUGINS, RETIRED, Worker, WorkerGone, WorkerTimedOut
 
 log = structlog.get_logger("cortex_runtime")
 
@@ -362,8 +362,7 @@ class Runtime:
         with contextlib.suppress(CortexError):
             reply = await worker.request(self._prepare_request(info),
                                          backstop=info.manifest.limits.timeout_ms / 1000 + 5)
-            if reply.get("ok"):
-                worker.prepared = info.sha256
+            worker.note_prepared(info.sha256, bool(reply.get("ok")))
 
     async def _warm_spare(self, worker: Worker, info: PluginInfo) -> None:
         with contextlib.suppress(CortexError):
@@ -373,15 +372,16 @@ class Runtime:
 
     async def _warm_worker(self, worker: Worker) -> None:
         """Load the most recently used plugins into a fresh worker before it takes calls, and have
-        it prepare an instance of the most recent one (a spare then serves its first call warm)."""
+        it prepare instances of the most recent ones (a spare then serves its first call warm)."""
         recent = [info for name in list(self._recent)[-WARM_PLUGINS:]
                   if (info := self._plugins.get(name)) is not None]
         for info in recent:
             if info.sha256 not in worker.loaded:
                 await self._load_into(worker, self._staged_path(info), info.sha256)
-        if recent and recent[-1].sha256 in worker.loaded:
-            reply = await worker.request(self._prepare_request(recent[-1]))
-            worker.prepared = recent[-1].sha256 if reply.get("ok") else None
+        for info in recent[-PREPARED_PLUGINS:]:
+            if info.sha256 in worker.loaded:
+                reply = await worker.request(self._prepare_request(info))
+                worker.note_prepared(info.sha256, bool(reply.get("ok")))
 
     def _staged_path(self, info: PluginInfo) -> Path:
         return self.cache_dir / "wasm" / f"{info.sha256}.wasm"
@@ -509,8 +509,8 @@ class Runtime:
             except WorkerTimedOut:
                 return {}, worker.pid, True
             _check_reply_shape(worker, reply)
-            # After a success the worker prepares the plugin's next instance while idle.
-            worker.prepared = info.sha256 if reply["ok"] else None
+            # After a success the worker may prepare the plugin's next instance while idle.
+            worker.note_prepared(info.sha256, reply["ok"] and reply.get("prepared") is True)
             if not reply["ok"]:
                 kind = reply["error"].get("kind")
                 if kind == RETIRED:  # queued behind a fault: it did not run

@@ -57,6 +57,8 @@ FATAL_KINDS = frozenset({"trap", "fuel", "timeout", "memory"})
 RETIRED = "retired"
 #: Replies are read in chunks of this size; several pipelined replies often arrive in one.
 READ_BYTES = 256 * 1024
+#: How many plugins a worker keeps a prepared instance for (sandbox.execute.PREPARED_PLUGINS).
+PREPARED_PLUGINS = 4
 
 _SANDBOX_PARENT = str(Path(__file__).resolve().parent.parent)
 # The worker leaves with os._exit: no interpreter teardown, so no wasmtime destructor runs after
@@ -101,8 +103,9 @@ class Worker:
         self.last_used = 0.0
         #: Called after each reply (the pool wakes a waiting caller: the worker may have room).
         self.on_reply: Callable[[], None] | None = None
-        #: The plugin whose next instance the worker (probably) has ready (a hint for affinity).
-        self.prepared: str | None = None
+        #: Plugins whose next instance the worker (probably) has ready, least recent first (a
+        #: hint for affinity, mirroring the worker's own bounded set).
+        self.prepared: collections.OrderedDict[str, None] = collections.OrderedDict()
         self.rss_checked_at = 0
         #: Plugins being loaded into this worker right now (digest -> done).
         self.loading: dict[str, anyio.Event] = {}
@@ -161,6 +164,16 @@ class Worker:
     @property
     def alive(self) -> bool:
         return not self._closed and self.process.returncode is None
+
+    def note_prepared(self, digest: str, ready: bool) -> None:
+        """Record whether the worker now has (or is making) ``digest``'s next instance."""
+        if not ready:
+            self.prepared.pop(digest, None)
+            return
+        self.prepared[digest] = None
+        self.prepared.move_to_end(digest)
+        while len(self.prepared) > PREPARED_PLUGINS:
+            self.prepared.popitem(last=False)
 
     async def kill(self) -> None:
         """SIGKILL the worker, reap it, and close our ends of its pipes. Safe to call twice."""

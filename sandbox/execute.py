@@ -7,6 +7,7 @@ silently, so every offset is masked to u32 and checked against the memory size b
 
 from __future__ import annotations
 
+import collections
 import ctypes
 import gc
 import json
@@ -29,6 +30,12 @@ MAX_MESSAGE_BYTES = 4096
 LOG_LINE_OVERHEAD = 16
 EPOCH_TICK_SECONDS = 0.002
 LEVELS = {0: "debug", 1: "info", 2: "warning", 3: "error"}
+#: Plugins a worker keeps one prepared instance for (each holds a pooling slot and its pages).
+PREPARED_PLUGINS = 4
+#: After a call, the plugin's next instance is prepared only if the plugin was also called within
+#: this many calls before: for a plugin called once among many (round-robin over hundreds), the
+#: instance would be thrown away, and the next call would wait behind its instantiation.
+RECENT_CALLS = 2 * PREPARED_PLUGINS
 
 
 _INT_MIN, _INT_MAX = -(2**63), 2**64 - 1
@@ -296,7 +303,10 @@ class Executor:
         self.ticker = EpochTicker(engine)
         self._ctx: CallContext | None = None
         self._spent_store: wasmtime.Store | None = None
-        self._prepared: _Prepared | None = None
+        #: Prepared instances by plugin digest, least recently prepared first.
+        self._prepared: collections.OrderedDict[str, _Prepared] = collections.OrderedDict()
+        #: Digests of the last calls' plugins (see RECENT_CALLS).
+        self._recent: collections.deque[str] = collections.deque(maxlen=RECENT_CALLS)
         #: What the most recent call logged and burned, kept for failure reports.
         self.last_context: CallContext | None = None
         self.last_fuel_used = 0
@@ -334,10 +344,10 @@ class Executor:
             self._spent_store.close()
             self._spent_store = None
 
-    def _discard_prepared(self) -> None:
-        if self._prepared is not None:
-            self._prepared.store.close()
-            self._prepared = None
+    def _discard_prepared(self, digest: str) -> None:
+        prepared = self._prepared.pop(digest, None)
+        if prepared is not None:
+            prepared.store.close()
 
     def _new_store(self, plugin: LoadedPlugin, ctx: CallContext, *, fuel: int, timeout_ms: float,
                    max_pages: int) -> wasmtime.Store:
@@ -359,8 +369,16 @@ class Executor:
 
         It is still one brand-new instance per call, never reused: it only moves instantiation
         off the next call's critical path. Any failure just drops it; the next call then runs
-        the ordinary path and reports the failure properly."""
-        self._discard_prepared()
+        the ordinary path and reports the failure properly. A worker keeps prepared instances
+        for its ``PREPARED_PLUGINS`` most recently prepared plugins."""
+        key = (plugin.digest, min_pages, max_pages, max_log)
+        existing = self._prepared.get(plugin.digest)
+        if existing is not None and existing.key == key and existing.fuel == fuel:
+            self._prepared.move_to_end(plugin.digest)
+            return
+        self._discard_prepared(plugin.digest)
+        while len(self._prepared) >= PREPARED_PLUGINS:
+            self._prepared.popitem(last=False)[1].store.close()
         ctx = CallContext(max_log_bytes=max_log)
         store = self._new_store(plugin, ctx, fuel=fuel, timeout_ms=timeout_ms, max_pages=max_pages)
         state = _CallState()
@@ -377,10 +395,15 @@ class Executor:
         if ctx.error is not None:
             store.close()
             return
-        self._prepared = _Prepared(
-            key=(plugin.digest, min_pages, max_pages, max_log), store=store, exports=exports,
-            state=state, ctx=ctx, fuel=fuel, fuel_used=fuel - store.get_fuel(),
+        self._prepared[plugin.digest] = _Prepared(
+            key=key, store=store, exports=exports, state=state, ctx=ctx, fuel=fuel,
+            fuel_used=fuel - store.get_fuel(),
         )
+
+    def worth_preparing(self, plugin: LoadedPlugin) -> bool:
+        """Whether the plugin of the call just made was called recently before it too, so its
+        next instance is likely to be used (see ``RECENT_CALLS``)."""
+        return self._recent.count(plugin.digest) > 1
 
     def call(
         self,
@@ -397,7 +420,8 @@ class Executor:
         max_log: int,
     ) -> tuple[dict[str, Any], CallContext]:
         """Run ``export`` on a fresh instance; return the frame fields and the collected logs."""
-        prepared, self._prepared = self._prepared, None
+        prepared = self._prepared.pop(plugin.digest, None)
+        self._recent.append(plugin.digest)
         started = time.perf_counter()
         if (prepared is not None and prepared.key == (plugin.digest, min_pages, max_pages, max_log)
                 and prepared.fuel_used < fuel):

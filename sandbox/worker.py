@@ -178,12 +178,15 @@ def main(argv: list[str]) -> None:
                       "dropped_logs": last.dropped_logs if last else 0})
                 executor.release()
                 continue
-            fields.update(id=call_id, ok=True, logs=ctx.logs, dropped_logs=ctx.dropped_logs)
+            # Idle after this: make the plugin's next fresh instance ahead of time (same limits),
+            # if it is called often enough to use it. With a request already waiting, that
+            # request instantiates for itself instead. The reply says so (a hint for the pool).
+            prepare_next = not inbox and executor.worth_preparing(plugin)
+            fields.update(id=call_id, ok=True, logs=ctx.logs, dropped_logs=ctx.dropped_logs,
+                          prepared=prepare_next)
             send(fields)
             executor.release()
-            if not inbox:
-                # Idle now: make the next call's fresh instance ahead of time (same limits). With
-                # a request already waiting, that request instantiates for itself instead.
+            if prepare_next:
                 executor.prepare(plugin, fuel=int(request["fuel"]),
                                  timeout_ms=float(request["timeout_ms"]),
                                  min_pages=int(request["min_pages"]),

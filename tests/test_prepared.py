@@ -1,0 +1,131 @@
+"""Instances made ahead of time (docs/abi.md, "Fresh instance per call"): several plugins at once,
+only for plugins called repeatedly, and never an instance serving two calls."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import anyio
+import orjson
+import pytest
+import wasmtime
+from support import POOL_WAT, write_plugin
+
+from cortex_runtime import Runtime
+from sandbox.engine import LoadedPlugin, load_plugin, make_engine
+from sandbox.execute import PREPARED_PLUGINS, RECENT_CALLS, Executor
+
+#: Returns how many times this instance's ``count`` ran (1 on a fresh instance), as JSON.
+COUNTER_WAT = r"""
+(module
+  (memory (export "memory") 1 4)
+  (global $calls (mut i32) (i32.const 0))
+  (data (i32.const 16) "TAG")
+  (func (export "cortex_alloc") (param i32) (result i32) (i32.const 1024))
+  (func (export "count") (param i32 i32) (result i32)
+    (global.set $calls (i32.add (global.get $calls) (i32.const 1)))
+    (i32.store (i32.const 2048) (i32.const 1))
+    (i32.store8 (i32.const 2052) (i32.add (i32.const 48) (global.get $calls)))
+    (i32.const 2048))
+)
+"""
+
+LIMITS = {"fuel": 10_000_000, "timeout_ms": 1000.0, "min_pages": 1, "max_pages": 4,
+          "max_log": 4096}
+
+
+def _plugins(tmp_path: Path, count: int) -> tuple[Executor, list[LoadedPlugin]]:
+    engine = make_engine()
+    executor = Executor(engine)
+    plugins = []
+    for i in range(count):
+        path = tmp_path / f"p{i}.wasm"
+        path.write_bytes(wasmtime.wat2wasm(COUNTER_WAT.replace("TAG", f"plugin {i}")))
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        plugins.append(load_plugin(engine, executor.linker, str(path), digest))
+    return executor, plugins
+
+
+def _call(executor: Executor, plugin: LoadedPlugin) -> tuple[int, bool]:
+    """One call as the worker makes it: the result, and whether it prepared the next instance."""
+    fields, _ = executor.call(plugin, "count", b"{}", allocator="cortex_alloc", max_output=64,
+                              **LIMITS)
+    executor.release()
+    prepare_next = executor.worth_preparing(plugin)
+    if prepare_next:
+        executor.prepare(plugin, **LIMITS)
+    return orjson.loads(orjson.dumps(fields["result"])), prepare_next
+
+
+def test_a_plugin_called_again_and_again_gets_its_next_instance_ahead_of_time(tmp_path: Path) -> None:
+    executor, (plugin,) = _plugins(tmp_path, 1)
+    outcomes = [_call(executor, plugin) for _ in range(5)]
+    # every call ran on a fresh instance, prepared ahead or not
+    assert [result for result, _ in outcomes] == [1] * 5
+    # the first call had no history; from the second on, the plugin is a repeat
+    assert [prepared for _, prepared in outcomes] == [False, True, True, True, True]
+    assert list(executor._prepared) == [plugin.digest]
+
+
+def test_several_plugins_keep_their_prepared_instances(tmp_path: Path) -> None:
+    executor, plugins = _plugins(tmp_path, PREPARED_PLUGINS)
+    for plugin in plugins:
+        executor.prepare(plugin, **LIMITS)
+    assert list(executor._prepared) == [p.digest for p in plugins]
+    # the first round uses them (and, without history, makes no new ones); from then on,
+    # round-robin over as many plugins as are kept finds every instance ready
+    for plugin in plugins:
+        assert plugin.digest in executor._prepared
+        assert _call(executor, plugin) == (1, False)
+    for plugin in plugins:
+        assert plugin.digest not in executor._prepared
+        assert _call(executor, plugin) == (1, True)
+    for _ in range(3):
+        for plugin in plugins:
+            assert plugin.digest in executor._prepared
+            assert _call(executor, plugin) == (1, True)
+
+
+def test_prepared_instances_are_bounded_least_recent_first(tmp_path: Path) -> None:
+    executor, plugins = _plugins(tmp_path, PREPARED_PLUGINS + 2)
+    for plugin in plugins:
+        executor.prepare(plugin, **LIMITS)
+    assert list(executor._prepared) == [p.digest for p in plugins[-PREPARED_PLUGINS:]]
+    # preparing a plugin that already has an instance with the same limits keeps it
+    kept = executor._prepared[plugins[-1].digest]
+    executor.prepare(plugins[-1], **LIMITS)
+    assert executor._prepared[plugins[-1].digest] is kept
+    # an evicted plugin still runs, instantiating for itself
+    assert _call(executor, plugins[0])[0] == 1
+
+
+def test_round_robin_over_many_plugins_prepares_nothing(tmp_path: Path) -> None:
+    executor, plugins = _plugins(tmp_path, RECENT_CALLS + 2)
+    for _ in range(3):
+        for plugin in plugins:
+            assert _call(executor, plugin) == (1, False)
+    assert not executor._prepared
+
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_replies_tell_the_pool_which_plugin_is_prepared(tmp_path: Path) -> None:
+    """The supervisor's affinity hint follows the worker's own decision."""
+    first = write_plugin(tmp_path / "plugins", "first")
+    other_wat = POOL_WAT.replace("(module", "(module (global i32 (i32.const 7))", 1)
+    second = write_plugin(tmp_path / "plugins", "second", other_wat)
+    async with Runtime(workers=1, spare_workers=0, cache_dir=tmp_path / "cache") as rt:
+        a = await rt.load(first)
+        b = await rt.load(second)
+        assert a.sha256 != b.sha256
+        with anyio.fail_after(10):
+            for _ in range(3):
+                assert await rt.call("first", "echo", [1]) == [1]
+        (worker,) = rt._pool._ready
+        assert a.sha256 in worker.prepared
+        for _ in range(3):
+            assert await rt.call("second", "echo", [2]) == [2]
+        assert list(worker.prepared)[-1] == b.sha256
+        assert a.sha256 in worker.prepared  # both are kept
