@@ -39,6 +39,19 @@ class ArtifactCache:
     def path_for(self, digest: str, engine: str) -> Path:
         return self.compiled / f"{digest}-{engine}.cwasm"
 
+    def verified(self, digest: str, engine: str) -> Path | bool | None:
+        """Without reading the file: its path if this cache verified it and it is unchanged,
+        False if that is not known (then ``lookup``, which reads it)."""
+        path = self.path_for(digest, engine)
+        known = self._verified.get(path)
+        if known is None:
+            return False
+        try:
+            stat = path.stat()
+        except OSError:
+            return None
+        return path if known == (stat.st_mtime_ns, stat.st_size) else False
+
     def lookup(self, digest: str, engine: str) -> Path | None:
         """The artifact's path if it and its MAC file match, else None (a bad pair is removed)."""
         path = self.path_for(digest, engine)

@@ -285,13 +285,16 @@ class Runtime:
 
         return await anyio.to_thread.run_sync(work)
 
-    async def _load_facts(self, staged: _Staged) -> tuple[dict[str, Any], Worker]:
-        """Load the module into some worker; its facts, and the worker that now has it."""
+    async def _load_facts(self, staged: _Staged, *, prepare: bool = False
+                          ) -> tuple[dict[str, Any], Worker]:
+        """Load the module into some worker; its facts, and the worker that now has it.
+        With ``prepare``, the worker also makes the first call's instance right after."""
         reply: dict[str, Any] | None = None
         manifest = staged.manifest
         async with self._pool.borrow() as worker:
             artifact = staged.artifact if worker.engine == staged.engine else False
-            reply = await self._load_into(worker, staged.path, staged.digest, artifact)
+            reply = await self._load_into(worker, staged.path, staged.digest, artifact,
+                                          prepare=manifest if prepare else None)
         assert reply is not None
         if not reply.get("ok"):
             error = reply.get("error") or {}
@@ -303,14 +306,21 @@ class Runtime:
         return facts, worker
 
     async def _load_into(self, worker: Worker, staged: Path, digest: str,
-                         artifact: Path | bool | None = False) -> dict[str, Any]:
+                         artifact: Path | bool | None = False, *,
+                         prepare: Manifest | None = None) -> dict[str, Any]:
         """Load a module into ``worker``; a load slower than ``load_timeout`` dooms the worker.
-        ``artifact``: the compiled artifact already looked up (a path or None), or False."""
+        ``artifact``: the compiled artifact already looked up (a path or None), or False.
+        ``prepare``: the plugin's manifest, to have the worker make an instance for its next
+        call right after its reply (one round trip instead of two)."""
+        if artifact is False:
+            artifact = self._artifacts.verified(digest, worker.engine)
         if artifact is False:
             artifact = await anyio.to_thread.run_sync(self._artifacts.lookup, digest, worker.engine)
         request: dict[str, Any] = {"op": "load", "path": str(staged), "digest": digest,
                                    "artifact": str(artifact) if artifact else None,
                                    "want_artifact": artifact is None}
+        if prepare is not None:
+            request["prepare"] = _instance_limits(prepare)
         try:
             reply = await worker.request(request, backstop=self.load_timeout)
         except WorkerTimedOut:
@@ -319,6 +329,8 @@ class Runtime:
                 "field": "entryPoint"}}
         if reply.get("ok"):
             worker.loaded.add(digest)
+            if prepare is not None:
+                worker.note_prepared(digest, reply.get("prepared") is True)
             encoded = reply.pop("artifact_b64", None)
             if isinstance(encoded, str):
                 await anyio.to_thread.run_sync(self._store_artifact, digest, worker.engine, encoded)
@@ -333,27 +345,24 @@ class Runtime:
 
     async def _prepare(self, staged: _Staged) -> PluginInfo:
         manifest, digest = staged.manifest, staged.digest
-        facts, worker = await self._load_facts(staged)
+        facts, _ = await self._load_facts(staged, prepare=True)
         fit = check_facts(manifest, facts)
         info = PluginInfo(
             name=manifest.name, version=manifest.version, description=manifest.description,
             capabilities=fit.capabilities, sha256=digest, wasm_path=manifest.wasm_path,
             manifest=manifest, allocator_export=fit.allocator_export, facts=facts,
         )
-        # The plugin's first call should not pay for instantiation (nor its first call on a spare
-        # for a load): in the background, prepare an instance where it was loaded, and load it
+        # The plugin's first call should not pay for instantiation (the worker that loaded it has
+        # made an instance), nor its first call on a spare for a load: in the background, load it
         # into the spares.
         assert self._tg is not None
-        self._tg.start_soon(self._prepare_instance, worker, info)
         for spare in self._pool.spares:
             self._tg.start_soon(self._warm_spare, spare, info)
         return info
 
-    def _prepare_request(self, info: PluginInfo) -> dict[str, Any]:
-        limits = info.manifest.limits
-        return {"op": "prepare", "digest": info.sha256, "fuel": limits.fuel,
-                "timeout_ms": limits.timeout_ms, "min_pages": info.manifest.memory_pages,
-                "max_pages": info.manifest.max_memory_pages, "max_log": info.manifest.max_log_bytes}
+    @staticmethod
+    def _prepare_request(info: PluginInfo) -> dict[str, Any]:
+        return {"op": "prepare", "digest": info.sha256, **_instance_limits(info.manifest)}
 
     async def _prepare_instance(self, worker: Worker, info: PluginInfo) -> None:
         """Have ``worker`` make ``info``'s next instance now. The request occupies the worker's
@@ -368,20 +377,19 @@ class Runtime:
         with contextlib.suppress(CortexError):
             if info.sha256 not in worker.loaded:
                 await self._ensure_loaded(worker, info)
-                await self._prepare_instance(worker, info)
 
     async def _warm_worker(self, worker: Worker) -> None:
         """Load the most recently used plugins into a fresh worker before it takes calls, and have
         it prepare instances of the most recent ones (a spare then serves its first call warm)."""
         recent = [info for name in list(self._recent)[-WARM_PLUGINS:]
                   if (info := self._plugins.get(name)) is not None]
+        hot = {info.sha256 for info in recent[-PREPARED_PLUGINS:]}
         for info in recent:
             if info.sha256 not in worker.loaded:
-                await self._load_into(worker, self._staged_path(info), info.sha256)
-        for info in recent[-PREPARED_PLUGINS:]:
-            if info.sha256 in worker.loaded:
-                reply = await worker.request(self._prepare_request(info))
-                worker.note_prepared(info.sha256, bool(reply.get("ok")))
+                await self._load_into(worker, self._staged_path(info), info.sha256,
+                                      prepare=info.manifest if info.sha256 in hot else None)
+            elif info.sha256 in hot:
+                await self._prepare_instance(worker, info)
 
     def _staged_path(self, info: PluginInfo) -> Path:
         return self.cache_dir / "wasm" / f"{info.sha256}.wasm"
@@ -535,7 +543,8 @@ class Runtime:
         else:
             loading = worker.loading[digest] = anyio.Event()
             try:
-                loaded = await self._load_into(worker, self._staged_path(info), digest)
+                loaded = await self._load_into(worker, self._staged_path(info), digest,
+                                               prepare=info.manifest)
             finally:
                 del worker.loading[digest]
                 loading.set()
@@ -627,6 +636,13 @@ def _check_json_text(payload: bytes, plugin: str) -> None:
                            plugin=plugin) from None
     except msgspec.DecodeError as exc:
         raise InvalidInput(f"input is not valid JSON: {exc}", plugin=plugin) from None
+
+
+def _instance_limits(manifest: Manifest) -> dict[str, Any]:
+    """What a prepared instance is made with: the manifest's default limits for a call."""
+    return {"fuel": manifest.limits.fuel, "timeout_ms": manifest.limits.timeout_ms,
+            "min_pages": manifest.memory_pages, "max_pages": manifest.max_memory_pages,
+            "max_log": manifest.max_log_bytes}
 
 
 def _check_input_size(payload: bytes, info: PluginInfo) -> None:

@@ -126,6 +126,11 @@ def main(argv: list[str]) -> None:
             inbox.extend(decoder.feed(chunk))
         return inbox.popleft()
 
+    def prepare(plugin: LoadedPlugin, limits: dict[str, Any]) -> None:
+        executor.prepare(plugin, fuel=int(limits["fuel"]), timeout_ms=float(limits["timeout_ms"]),
+                         min_pages=int(limits["min_pages"]), max_pages=int(limits["max_pages"]),
+                         max_log=int(limits["max_log"]))
+
     while True:
         try:
             request = next_request()
@@ -187,10 +192,7 @@ def main(argv: list[str]) -> None:
             send(fields)
             executor.release()
             if prepare_next:
-                executor.prepare(plugin, fuel=int(request["fuel"]),
-                                 timeout_ms=float(request["timeout_ms"]),
-                                 min_pages=int(request["min_pages"]),
-                                 max_pages=int(request["max_pages"]), max_log=int(request["max_log"]))
+                prepare(plugin, request)
         elif op == "load":
             digest = str(request.get("digest", ""))
             artifact = request.get("artifact")
@@ -202,18 +204,23 @@ def main(argv: list[str]) -> None:
                       "error": {"kind": "load", "message": str(exc), "field": exc.field}})
                 continue
             plugins[digest] = plugin
-            reply: dict[str, Any] = {"id": call_id, "ok": True, "facts": plugin.facts}
+            # With "prepare", make the next call's instance once the reply is out (unless a
+            # request is already waiting: it then instantiates for itself).
+            limits = request.get("prepare")
+            prepare_next = isinstance(limits, dict) and not inbox
+            reply: dict[str, Any] = {"id": call_id, "ok": True, "facts": plugin.facts,
+                                     "prepared": prepare_next}
             if request.get("want_artifact") and plugin.facts.get("cache") == "miss":
                 blob = bytes(plugin.module.serialize())
                 if len(blob) <= MAX_ARTIFACT_BYTES:
                     reply["artifact_b64"] = base64.b64encode(blob).decode("ascii")
             send(reply)
+            if prepare_next and isinstance(limits, dict):
+                prepare(plugin, limits)
         elif op == "prepare":
             plugin = plugins.get(str(request.get("digest", "")))
             if plugin is not None:
-                executor.prepare(plugin, fuel=int(request["fuel"]), timeout_ms=float(request["timeout_ms"]),
-                                 min_pages=int(request["min_pages"]), max_pages=int(request["max_pages"]),
-                                 max_log=int(request["max_log"]))
+                prepare(plugin, request)
             send({"id": call_id, "ok": plugin is not None})
         elif op == "unload":
             plugins.pop(str(request.get("digest", "")), None)

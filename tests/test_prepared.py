@@ -129,3 +129,16 @@ async def test_replies_tell_the_pool_which_plugin_is_prepared(tmp_path: Path) ->
             assert await rt.call("second", "echo", [2]) == [2]
         assert list(worker.prepared)[-1] == b.sha256
         assert a.sha256 in worker.prepared  # both are kept
+
+
+async def test_loading_a_plugin_prepares_its_first_calls_instance(tmp_path: Path) -> None:
+    """One round trip loads the module and has the worker make the first call's instance."""
+    folder = write_plugin(tmp_path / "plugins", "first")
+    async with Runtime(workers=1, spare_workers=1, cache_dir=tmp_path / "cache") as rt:
+        info = await rt.load(folder)
+        (worker,) = rt._pool._ready
+        assert info.sha256 in worker.loaded and info.sha256 in worker.prepared
+        with anyio.fail_after(10):
+            while not rt._pool.spares or info.sha256 not in rt._pool.spares[0].prepared:
+                await anyio.sleep(0.01)  # the spare loads it, and prepares it, in the background
+        assert await rt.call("first", "echo", "x") == "x"

@@ -1,0 +1,37 @@
+"""The supervisor's compiled-module cache: nothing is used that this cache did not write, and a
+file verified once is not read again until it changes."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from cortex_runtime.artifacts import ArtifactCache
+
+DIGEST, ENGINE = "ab" * 32, "engine1"
+
+
+def test_a_verified_artifact_is_known_without_reading_until_it_changes(tmp_path: Path) -> None:
+    cache = ArtifactCache(tmp_path)
+    assert cache.verified(DIGEST, ENGINE) is False  # never seen: ask lookup()
+    assert cache.lookup(DIGEST, ENGINE) is None  # nothing stored
+    path = cache.store(DIGEST, ENGINE, b"compiled code")
+    assert path is not None
+    assert cache.verified(DIGEST, ENGINE) is False  # stored, not yet verified by this cache
+    assert cache.lookup(DIGEST, ENGINE) == path
+    assert cache.verified(DIGEST, ENGINE) == path
+    # rewritten behind the cache's back: no longer known, and lookup() refuses it (bad MAC)
+    path.write_bytes(b"native code of somebody else's")
+    os.utime(path, ns=(1, 1))
+    assert cache.verified(DIGEST, ENGINE) is False
+    assert cache.lookup(DIGEST, ENGINE) is None
+    assert not path.exists()
+    assert cache.verified(DIGEST, ENGINE) is None  # gone: compile again
+
+
+def test_an_artifact_under_another_engine_is_another_entry(tmp_path: Path) -> None:
+    cache = ArtifactCache(tmp_path)
+    stored = cache.store(DIGEST, ENGINE, b"x")
+    assert stored is not None and cache.lookup(DIGEST, ENGINE) == stored
+    assert cache.lookup(DIGEST, "engine2") is None
+    assert cache.verified(DIGEST, "engine2") is False
