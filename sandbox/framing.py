@@ -49,9 +49,9 @@ def encode_frame_with_attachment(message: bytes, attachment: bytes, *,
                      attachment))
 
 
-def decode_body(body: bytes, *, attachments: bool = True) -> dict[str, Any]:
+def decode_body(body: bytes | memoryview, *, attachments: bool = True) -> dict[str, Any]:
     """Parse a frame body, insisting on a JSON object (and its attachment, if it has one and
-    ``attachments`` allows it)."""
+    ``attachments`` allows it). ``body`` may be a view into a buffer: nothing refers to it after."""
     if body[:1] == ATTACHMENT_MARK:
         if not attachments:
             raise FrameError("unexpected frame with an attachment")
@@ -62,7 +62,7 @@ def decode_body(body: bytes, *, attachments: bool = True) -> dict[str, Any]:
         if start + length > len(body):
             raise FrameError(f"attachment frame announces {length} bytes of JSON, past its end")
         message = decode_body(body[start:start + length], attachments=False)
-        message[ATTACHMENT] = body[start + length:]
+        message[ATTACHMENT] = bytes(body[start + length:])
         return message
     try:
         message = orjson.loads(body)
@@ -92,9 +92,11 @@ class FrameDecoder:
             end = HEADER_SIZE + length
             if len(self._buffer) < end:
                 break
-            body = bytes(self._buffer[HEADER_SIZE:end])
+            # Decoded in place (a 1 MB frame is not copied twice first); the view must be
+            # released before the buffer may shrink.
+            with memoryview(self._buffer) as view:
+                messages.append(decode_body(view[HEADER_SIZE:end], attachments=self._attachments))
             del self._buffer[:end]
-            messages.append(decode_body(body, attachments=self._attachments))
         return messages
 
     @property
