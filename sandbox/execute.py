@@ -405,6 +405,18 @@ class Executor:
             fuel_used=fuel - store.get_fuel(),
         )
 
+    def expect(self, digest: str) -> None:
+        """Count an explicit request to prepare ``digest`` as a use (see ``worth_preparing``):
+        a spare warmed for a plugin then keeps preparing it from its first call on."""
+        self._recent.append(digest)
+
+    def forget(self, digest: str) -> None:
+        """Drop what is kept about ``digest`` (its prepared instance and its recent calls)."""
+        self._discard_prepared(digest)
+        kept = [d for d in self._recent if d != digest]
+        self._recent.clear()
+        self._recent.extend(kept)
+
     def worth_preparing(self, plugin: LoadedPlugin) -> bool:
         """Whether the plugin of the call just made was called recently before it too, so its
         next instance is likely to be used (see ``RECENT_CALLS``)."""

@@ -76,9 +76,11 @@ def main(argv: list[str]) -> None:
         make_engine,
     )
     from .execute import CallFailed, Executor
+    from .warmup import warm_up
 
     engine = make_engine()
     executor = Executor(engine)
+    warm_up(executor)
     if confined:
         confine.preload()
     plugins: dict[str, LoadedPlugin] = {}
@@ -216,13 +218,16 @@ def main(argv: list[str]) -> None:
                     reply["artifact_b64"] = base64.b64encode(blob).decode("ascii")
             send(reply)
             if prepare_next and isinstance(limits, dict):
+                executor.expect(digest)
                 prepare(plugin, limits)
         elif op == "prepare":
             plugin = plugins.get(str(request.get("digest", "")))
             if plugin is not None:
+                executor.expect(plugin.digest)
                 prepare(plugin, request)
             send({"id": call_id, "ok": plugin is not None})
         elif op == "unload":
+            executor.forget(str(request.get("digest", "")))
             plugins.pop(str(request.get("digest", "")), None)
             send({"id": call_id, "ok": True})
         elif op == "ping":

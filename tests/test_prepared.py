@@ -139,6 +139,29 @@ async def test_loading_a_plugin_prepares_its_first_calls_instance(tmp_path: Path
         (worker,) = rt._pool._ready
         assert info.sha256 in worker.loaded and info.sha256 in worker.prepared
         with anyio.fail_after(10):
-            while not rt._pool.spares or info.sha256 not in rt._pool.spares[0].prepared:
+            while not rt._pool.spares or info.sha256 not in rt._pool.spares[0].prepared:  # noqa: ASYNC110
                 await anyio.sleep(0.01)  # the spare loads it, and prepares it, in the background
         assert await rt.call("first", "echo", "x") == "x"
+
+
+def test_an_explicit_prepare_counts_as_a_use(tmp_path: Path) -> None:
+    """A spare warmed for a plugin keeps preparing it from its very first call on."""
+    executor, (plugin,) = _plugins(tmp_path, 1)
+    executor.expect(plugin.digest)
+    executor.prepare(plugin, **LIMITS)
+    assert _call(executor, plugin) == (1, True)
+    assert plugin.digest in executor._prepared
+    executor.forget(plugin.digest)
+    assert not executor._prepared and plugin.digest not in executor._recent
+
+
+def test_warm_up_leaves_nothing_behind(tmp_path: Path) -> None:
+    """The built-in warm-up module runs through the call path and is forgotten: it takes no
+    prepared slot, no place in the recent calls, and the executor serves plugins as before."""
+    from sandbox.warmup import WARM_UP_CALLS, warm_up
+
+    executor, (plugin,) = _plugins(tmp_path, 1)
+    warm_up(executor)
+    assert WARM_UP_CALLS > 0
+    assert not executor._prepared and not executor._recent
+    assert [_call(executor, plugin) for _ in range(3)] == [(1, False), (1, True), (1, True)]
