@@ -279,16 +279,6 @@ def load_plugin(
     actual = hashlib.sha256(wasm).hexdigest()
     if actual != digest:
         raise LoadError(f"the wasm file changed while loading (sha256 {actual}, expected {digest})")
-    return link_plugin(engine, linker, wasm, digest, artifact, started=started)
-
-
-def link_plugin(
-    engine: wasmtime.Engine, linker: wasmtime.Linker, wasm: bytes, digest: str,
-    artifact: str | None = None, *, started: float | None = None,
-) -> LoadedPlugin:
-    """Compile (or deserialise ``artifact``) and link the module ``wasm`` known as ``digest``."""
-    if started is None:
-        started = time.perf_counter()
     module, cached = compile_module(engine, wasm, artifact)
     facts = describe_module(module)
     check_module_shape(facts)

@@ -76,11 +76,9 @@ def main(argv: list[str]) -> None:
         make_engine,
     )
     from .execute import CallFailed, Executor
-    from .warmup import warm_up
 
     engine = make_engine()
     executor = Executor(engine)
-    warm_up(executor)
     if confined:
         confine.preload()
     plugins: dict[str, LoadedPlugin] = {}

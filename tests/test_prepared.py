@@ -154,14 +154,3 @@ def test_an_explicit_prepare_counts_as_a_use(tmp_path: Path) -> None:
     executor.forget(plugin.digest)
     assert not executor._prepared and plugin.digest not in executor._recent
 
-
-def test_warm_up_leaves_nothing_behind(tmp_path: Path) -> None:
-    """The built-in warm-up module runs through the call path and is forgotten: it takes no
-    prepared slot, no place in the recent calls, and the executor serves plugins as before."""
-    from sandbox.warmup import WARM_UP_CALLS, warm_up
-
-    executor, (plugin,) = _plugins(tmp_path, 1)
-    warm_up(executor)
-    assert WARM_UP_CALLS > 0
-    assert not executor._prepared and not executor._recent
-    assert [_call(executor, plugin) for _ in range(3)] == [(1, False), (1, True), (1, True)]
