@@ -237,7 +237,7 @@ class Runtime:
         self._check_open()
         staged = await self._stage(Path(path))
         manifest, digest = staged.manifest, staged.digest
-        facts, _ = await self._load_facts(staged)
+        facts = await self._load_facts(staged)
         report = dict(facts)
         report.update(name=manifest.name, version=manifest.version, sha256=digest,
                       wasm=str(manifest.wasm_path))
@@ -285,10 +285,9 @@ class Runtime:
 
         return await anyio.to_thread.run_sync(work)
 
-    async def _load_facts(self, staged: _Staged, *, prepare: bool = False
-                          ) -> tuple[dict[str, Any], Worker]:
-        """Load the module into some worker; its facts, and the worker that now has it.
-        With ``prepare``, the worker also makes the first call's instance right after."""
+    async def _load_facts(self, staged: _Staged, *, prepare: bool = False) -> dict[str, Any]:
+        """Load the module into some worker and return its facts. With ``prepare``, the worker
+        also makes the first call's instance right after."""
         reply: dict[str, Any] | None = None
         manifest = staged.manifest
         async with self._pool.borrow() as worker:
@@ -303,7 +302,7 @@ class Runtime:
         facts = reply.get("facts")
         if not isinstance(facts, dict):
             raise ProtocolError("worker sent a load reply without facts")
-        return facts, worker
+        return facts
 
     async def _load_into(self, worker: Worker, staged: Path, digest: str,
                          artifact: Path | bool | None = False, *,
@@ -345,7 +344,7 @@ class Runtime:
 
     async def _prepare(self, staged: _Staged) -> PluginInfo:
         manifest, digest = staged.manifest, staged.digest
-        facts, _ = await self._load_facts(staged, prepare=True)
+        facts = await self._load_facts(staged, prepare=True)
         fit = check_facts(manifest, facts)
         info = PluginInfo(
             name=manifest.name, version=manifest.version, description=manifest.description,
