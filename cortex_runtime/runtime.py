@@ -373,6 +373,9 @@ class Runtime:
             worker.note_prepared(info.sha256, bool(reply.get("ok")))
 
     async def _warm_spare(self, worker: Worker, info: PluginInfo) -> None:
+        # Not at once: on a small machine the spare loading the module would compete with the
+        # plugin's first call for the CPU (first call after load 0.9 -> 0.6 ms when it waits).
+        await anyio.sleep(self._pool.config.spare_settle)
         with contextlib.suppress(CortexError):
             if info.sha256 not in worker.loaded:
                 await self._ensure_loaded(worker, info)
