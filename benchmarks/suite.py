@@ -792,6 +792,17 @@ async def scenario_scaling(rec: Recorder, scratch: Path, available_c: bool) -> N
                 "pool_stats": dict(rt.stats),
             })
             _log(f"  A with {level} plugins: p50 {a_levels[-1]['p50_us']:.0f} µs")
+    # The miss path: one plugin, no instance made ahead, so every call instantiates on its path
+    # (what round-robin over more plugins than the bounded caches hold costs each call).
+    async with Runtime(cache_dir=scratch / "scale-a", prepared_instances=0) as rt:
+        await rt.load(copies[0].folder)
+        for _ in range(min(s.warmup_calls, s.scaling_calls)):
+            await rt.call(copies[0].name, "transform", workloads.TINY_INPUT)
+        misses = [await _time_async(lambda: rt.call(copies[0].name, "transform",
+                                                    workloads.TINY_INPUT))
+                  for _ in range(s.scaling_calls)]
+    miss_p50 = us(median(misses))
+    _log(f"  A with 1 plugin, no prepared instances: p50 {miss_p50:.0f} µs")
     b_result = _run_probe("wasmtime", copies_dir, levels, s.scaling_calls)
     _log("  B probe done")
     c_result = _run_probe("extism", copies_dir, levels, s.scaling_calls) if available_c else None
@@ -819,7 +830,12 @@ async def scenario_scaling(rec: Recorder, scratch: Path, available_c: bool) -> N
     rec.row(f"scale_first_{top}", "Many loaded plugins",
             f"First call of a newly loaded plugin ({top:,} loaded)", "µs", "lower", first,
             note="A: on each of the two workers (the second loads it from the compiled cache)")
-    rec.details["scaling"] = {"A": a_levels, "B": b_result, "C": c_result}
+    rec.row("scale_p50_1_miss", "Many loaded plugins",
+            "Tiny call p50 with 1 plugin loaded, no instance made ahead (every call instantiates)",
+            "µs", "lower", {A: [miss_p50], B: [b_result["levels"][0]["p50_us"]]},
+            note="A: Runtime(prepared_instances=0): the cost of a miss of the bounded caches")
+    rec.details["scaling"] = {"A": a_levels, "B": b_result, "C": c_result,
+                              "A_miss_path_p50_us": miss_p50}
 
 
 def _memory_rows(rec: Recorder) -> None:

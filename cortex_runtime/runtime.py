@@ -40,7 +40,15 @@ from .inspection import check_facts
 from .manifest import MANIFEST_NAME, Manifest, file_sha256, load_manifest, manifest_for_wasm
 from .pool import PoolConfig, WorkerPool
 from .quarantine import Quarantine
-from .worker import FATAL_KINDS, PREPARED_PLUGINS, RETIRED, Worker, WorkerGone, WorkerTimedOut
+from .worker import (
+    FATAL_KINDS,
+    MAX_PREPARED_PLUGINS,
+    PREPARED_PLUGINS,
+    RETIRED,
+    Worker,
+    WorkerGone,
+    WorkerTimedOut,
+)
 
 log = structlog.get_logger("cortex_runtime")
 
@@ -98,12 +106,18 @@ class Runtime:
         confine: bool = True,
         require_confinement: bool = False,
         worker_memory_limit: int = 6 * 1024**3,
+        prepared_instances: int = PREPARED_PLUGINS,
     ) -> None:
         count = workers if workers is not None else (os.cpu_count() or 1)
         if count < 1:
             raise ValueError("workers must be at least 1")
         if require_confinement and not confine:
             raise ValueError("require_confinement=True needs confine=True")
+        if isinstance(prepared_instances, bool) or not (
+                isinstance(prepared_instances, int) and 0 <= prepared_instances <= MAX_PREPARED_PLUGINS):
+            raise ValueError(f"prepared_instances must be an integer from 0 to {MAX_PREPARED_PLUGINS}")
+        #: Plugins per worker that keep an instance made ahead for their next call (docs/abi.md).
+        self.prepared_instances = prepared_instances
         self.plugin_dirs = [Path(d) for d in plugin_dirs]
         self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         self.timeout_grace = timeout_grace
@@ -115,7 +129,7 @@ class Runtime:
                 max_restarts=max_restarts, restart_period=restart_period,
                 worker_options={
                     "confine": confine, "require_all": require_confinement,
-                    "data_limit": worker_memory_limit,
+                    "data_limit": worker_memory_limit, "prepared_plugins": prepared_instances,
                     # what workers may read besides Python itself: staged wasm and artifacts
                     "read_paths": [str(self.cache_dir / "wasm"), str(self.cache_dir / "compiled")],
                 },
@@ -370,7 +384,7 @@ class Runtime:
         with contextlib.suppress(CortexError):
             reply = await worker.request(self._prepare_request(info),
                                          backstop=info.manifest.limits.timeout_ms / 1000 + 5)
-            worker.note_prepared(info.sha256, bool(reply.get("ok")))
+            worker.note_prepared(info.sha256, reply.get("prepared") is True)
 
     async def _warm_spare(self, worker: Worker, info: PluginInfo) -> None:
         # Not at once: on a small machine the spare loading the module would compete with the
@@ -385,7 +399,8 @@ class Runtime:
         it prepare instances of the most recent ones (a spare then serves its first call warm)."""
         recent = [info for name in list(self._recent)[-WARM_PLUGINS:]
                   if (info := self._plugins.get(name)) is not None]
-        hot = {info.sha256 for info in recent[-PREPARED_PLUGINS:]}
+        hot = {info.sha256 for info in recent[len(recent) - self.prepared_instances:]
+               } if self.prepared_instances else set()
         for info in recent:
             if info.sha256 not in worker.loaded:
                 await self._load_into(worker, self._staged_path(info), info.sha256,

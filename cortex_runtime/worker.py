@@ -57,8 +57,10 @@ FATAL_KINDS = frozenset({"trap", "fuel", "timeout", "memory"})
 RETIRED = "retired"
 #: Replies are read in chunks of this size; several pipelined replies often arrive in one.
 READ_BYTES = 256 * 1024
-#: How many plugins a worker keeps a prepared instance for (sandbox.execute.PREPARED_PLUGINS).
+#: How many plugins a worker keeps a prepared instance for, by default and at most
+#: (sandbox.execute.PREPARED_PLUGINS, MAX_PREPARED_PLUGINS).
 PREPARED_PLUGINS = 4
+MAX_PREPARED_PLUGINS = 6
 
 _SANDBOX_PARENT = str(Path(__file__).resolve().parent.parent)
 # The worker leaves with os._exit: no interpreter teardown, so no wasmtime destructor runs after
@@ -106,6 +108,7 @@ class Worker:
         #: Plugins whose next instance the worker (probably) has ready, least recent first (a
         #: hint for affinity, mirroring the worker's own bounded set).
         self.prepared: collections.OrderedDict[str, None] = collections.OrderedDict()
+        self.prepared_limit = PREPARED_PLUGINS
         self.rss_checked_at = 0
         #: Plugins being loaded into this worker right now (digest -> done).
         self.loading: dict[str, anyio.Event] = {}
@@ -137,6 +140,7 @@ class Worker:
         os.set_blocking(to_worker_w, False)
         os.set_blocking(from_worker_r, False)
         worker = cls(process, to_worker_w, from_worker_r)
+        worker.prepared_limit = int(options.get("prepared_plugins", PREPARED_PLUGINS))
         try:
             with anyio.fail_after(start_timeout):
                 hello = await worker._receive()
@@ -167,12 +171,12 @@ class Worker:
 
     def note_prepared(self, digest: str, ready: bool) -> None:
         """Record whether the worker now has (or is making) ``digest``'s next instance."""
-        if not ready:
+        if not ready or not self.prepared_limit:
             self.prepared.pop(digest, None)
             return
         self.prepared[digest] = None
         self.prepared.move_to_end(digest)
-        while len(self.prepared) > PREPARED_PLUGINS:
+        while len(self.prepared) > self.prepared_limit:
             self.prepared.popitem(last=False)
 
     async def kill(self) -> None:

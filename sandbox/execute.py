@@ -30,8 +30,10 @@ MAX_MESSAGE_BYTES = 4096
 LOG_LINE_OVERHEAD = 16
 EPOCH_TICK_SECONDS = 0.002
 LEVELS = {0: "debug", 1: "info", 2: "warning", 3: "error"}
-#: Plugins a worker keeps one prepared instance for (each holds a pooling slot and its pages).
+#: Plugins a worker keeps one prepared instance for by default (each holds a pooling slot and its
+#: pages); at most MAX_PREPARED_PLUGINS (the pool's slots also serve the running call).
 PREPARED_PLUGINS = 4
+MAX_PREPARED_PLUGINS = 6
 #: After a call, the plugin's next instance is prepared only if the plugin was also called within
 #: this many calls before: for a plugin called once among many (round-robin over hundreds), the
 #: instance would be thrown away, and the next call would wait behind its instantiation.
@@ -292,7 +294,11 @@ def _split_trap(text: str) -> tuple[str, str]:
 class Executor:
     """Holds the linker (WASI + ``cortex`` imports) and runs calls one at a time."""
 
-    def __init__(self, engine: wasmtime.Engine) -> None:
+    def __init__(self, engine: wasmtime.Engine, *, prepared_plugins: int = PREPARED_PLUGINS) -> None:
+        if not 0 <= prepared_plugins <= MAX_PREPARED_PLUGINS:
+            raise ValueError(f"prepared_plugins must be 0..{MAX_PREPARED_PLUGINS}")
+        #: How many plugins keep a prepared instance (0: every call instantiates on its path).
+        self.prepared_plugins = prepared_plugins
         self.engine = engine
         self.linker = wasmtime.Linker(engine)
         self.linker.define_wasi()
@@ -375,14 +381,16 @@ class Executor:
         It is still one brand-new instance per call, never reused: it only moves instantiation
         off the next call's critical path. Any failure just drops it; the next call then runs
         the ordinary path and reports the failure properly. A worker keeps prepared instances
-        for its ``PREPARED_PLUGINS`` most recently prepared plugins."""
+        for its ``prepared_plugins`` most recently prepared plugins (none if that is 0)."""
+        if not self.prepared_plugins:
+            return
         key = (plugin.digest, min_pages, max_pages, max_log)
         existing = self._prepared.get(plugin.digest)
         if existing is not None and existing.key == key and existing.fuel == fuel:
             self._prepared.move_to_end(plugin.digest)
             return
         self._discard_prepared(plugin.digest)
-        while len(self._prepared) >= PREPARED_PLUGINS:
+        while len(self._prepared) >= self.prepared_plugins:
             self._prepared.popitem(last=False)[1].store.close()
         ctx = CallContext(max_log_bytes=max_log)
         store = self._new_store(plugin, ctx, fuel=fuel, timeout_ms=timeout_ms, max_pages=max_pages)
@@ -420,7 +428,7 @@ class Executor:
     def worth_preparing(self, plugin: LoadedPlugin) -> bool:
         """Whether the plugin of the call just made was called recently before it too, so its
         next instance is likely to be used (see ``RECENT_CALLS``)."""
-        return self._recent.count(plugin.digest) > 1
+        return bool(self.prepared_plugins) and self._recent.count(plugin.digest) > 1
 
     def call(
         self,

@@ -75,10 +75,11 @@ def main(argv: list[str]) -> None:
         load_plugin,
         make_engine,
     )
-    from .execute import CallFailed, Executor
+    from .execute import PREPARED_PLUGINS, CallFailed, Executor
 
     engine = make_engine()
-    executor = Executor(engine)
+    executor = Executor(engine, prepared_plugins=int(options.get("prepared_plugins",
+                                                                  PREPARED_PLUGINS)))
     if confined:
         confine.preload()
     plugins: dict[str, LoadedPlugin] = {}
@@ -207,7 +208,7 @@ def main(argv: list[str]) -> None:
             # With "prepare", make the next call's instance once the reply is out (unless a
             # request is already waiting: it then instantiates for itself).
             limits = request.get("prepare")
-            prepare_next = isinstance(limits, dict) and not inbox
+            prepare_next = isinstance(limits, dict) and not inbox and executor.prepared_plugins > 0
             reply: dict[str, Any] = {"id": call_id, "ok": True, "facts": plugin.facts,
                                      "prepared": prepare_next}
             if request.get("want_artifact") and plugin.facts.get("cache") == "miss":
@@ -220,10 +221,11 @@ def main(argv: list[str]) -> None:
                 prepare(plugin, limits)
         elif op == "prepare":
             plugin = plugins.get(str(request.get("digest", "")))
+            prepared = plugin is not None and executor.prepared_plugins > 0
             if plugin is not None:
                 executor.expect(plugin.digest)
                 prepare(plugin, request)
-            send({"id": call_id, "ok": plugin is not None})
+            send({"id": call_id, "ok": plugin is not None, "prepared": prepared})
         elif op == "unload":
             executor.forget(str(request.get("digest", "")))
             plugins.pop(str(request.get("digest", "")), None)

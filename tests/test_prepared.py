@@ -154,3 +154,33 @@ def test_an_explicit_prepare_counts_as_a_use(tmp_path: Path) -> None:
     executor.forget(plugin.digest)
     assert not executor._prepared and plugin.digest not in executor._recent
 
+
+
+def test_an_executor_without_prepared_instances_instantiates_every_call(tmp_path: Path) -> None:
+    engine = make_engine()
+    executor = Executor(engine, prepared_plugins=0)
+    path = tmp_path / "p.wasm"
+    path.write_bytes(wasmtime.wat2wasm(COUNTER_WAT))
+    plugin = load_plugin(engine, executor.linker, str(path), hashlib.sha256(path.read_bytes()).hexdigest())
+    executor.prepare(plugin, **LIMITS)
+    assert not executor._prepared
+    assert [_call(executor, plugin) for _ in range(3)] == [(1, False)] * 3
+    with pytest.raises(ValueError, match="prepared_plugins"):
+        Executor(engine, prepared_plugins=7)
+
+
+async def test_a_runtime_can_do_without_prepared_instances(tmp_path: Path) -> None:
+    """``prepared_instances=0``: the least memory (no instance waits), every call instantiates."""
+    folder = write_plugin(tmp_path / "plugins", "first")
+    async with Runtime(workers=1, spare_workers=1, cache_dir=tmp_path / "cache",
+                       prepared_instances=0) as rt:
+        info = await rt.load(folder)
+        with anyio.fail_after(10):
+            for i in range(4):
+                assert await rt.call("first", "echo", [i]) == [i]
+        for worker in [*rt._pool._ready, *rt._pool.spares]:
+            assert not worker.prepared
+        assert info.sha256 in rt._pool._ready[0].loaded
+    for bad in (-1, 7, True, 2.0):
+        with pytest.raises(ValueError, match="prepared_instances"):
+            Runtime(prepared_instances=bad)  # type: ignore[arg-type]
