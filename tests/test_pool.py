@@ -319,6 +319,8 @@ async def test_worker_process_hygiene(tmp_path: Path, plugin_dir: Path) -> None:
         assert len(pipes) == 3  # request, response, stderr (diagnostics)
         assert os.getsid(pid) == pid  # its own session: terminal signals do not reach it
         assert proc.ppid() == os.getpid()
+        # woken by a request, it does not preempt the supervisor that wrote it
+        assert os.sched_getscheduler(pid) == os.SCHED_BATCH
 
 
 async def test_compiled_modules_are_cached_on_disk(tmp_path: Path, plugin_dir: Path) -> None:
