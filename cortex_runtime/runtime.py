@@ -19,6 +19,8 @@ import msgspec
 import orjson
 import structlog
 
+from sandbox import MAX_PREPARED_PLUGINS, PREPARED_PLUGINS
+
 from .artifacts import ArtifactCache
 from .errors import (
     CallTimeout,
@@ -40,15 +42,7 @@ from .inspection import check_facts
 from .manifest import MANIFEST_NAME, Manifest, file_sha256, load_manifest, manifest_for_wasm
 from .pool import PoolConfig, WorkerPool
 from .quarantine import Quarantine
-from .worker import (
-    FATAL_KINDS,
-    MAX_PREPARED_PLUGINS,
-    PREPARED_PLUGINS,
-    RETIRED,
-    Worker,
-    WorkerGone,
-    WorkerTimedOut,
-)
+from .worker import FATAL_KINDS, RETIRED, Worker, WorkerGone, WorkerTimedOut
 
 log = structlog.get_logger("cortex_runtime")
 

@@ -28,6 +28,7 @@ import psutil
 import sniffio
 import structlog
 
+from sandbox import PREPARED_PLUGINS
 from sandbox.framing import (
     MAX_FRAME_BYTES,
     PROTOCOL_VERSION,
@@ -57,10 +58,6 @@ FATAL_KINDS = frozenset({"trap", "fuel", "timeout", "memory"})
 RETIRED = "retired"
 #: Replies are read in chunks of this size; several pipelined replies often arrive in one.
 READ_BYTES = 256 * 1024
-#: How many plugins a worker keeps a prepared instance for, by default and at most
-#: (sandbox.execute.PREPARED_PLUGINS, MAX_PREPARED_PLUGINS).
-PREPARED_PLUGINS = 4
-MAX_PREPARED_PLUGINS = 6
 
 _SANDBOX_PARENT = str(Path(__file__).resolve().parent.parent)
 # The worker leaves with os._exit: no interpreter teardown, so no wasmtime destructor runs after

@@ -22,6 +22,7 @@ import wasmtime
 from wasmtime import _ffi as ffi
 from wasmtime._func import enter_wasm
 
+from . import MAX_PREPARED_PLUGINS, PREPARED_PLUGINS
 from .engine import CORTEX_MODULE, MAX_TABLE_ELEMENTS, MAX_TABLES, LoadedPlugin
 
 PAGE = 65536
@@ -30,17 +31,13 @@ MAX_MESSAGE_BYTES = 4096
 LOG_LINE_OVERHEAD = 16
 EPOCH_TICK_SECONDS = 0.002
 LEVELS = {0: "debug", 1: "info", 2: "warning", 3: "error"}
-#: Plugins a worker keeps one prepared instance for by default (each holds a pooling slot and its
-#: pages); at most MAX_PREPARED_PLUGINS (the pool's slots also serve the running call).
-PREPARED_PLUGINS = 4
-MAX_PREPARED_PLUGINS = 6
 #: After a call, the plugin's next instance is prepared only if the plugin was also called within
-#: this many calls before: for a plugin called once among many (round-robin over hundreds), the
-#: instance would be thrown away, and the next call would wait behind its instantiation. Twice the
-#: plugins kept, not once: the pool sends a call to a worker that has its plugin prepared, so a
-#: 2-worker pool keeps 8 plugins ready between them (measured with round-robin over 10 plugins:
-#: 297 µs p50 with this window, 356 µs with a window of 5).
-RECENT_CALLS = 2 * PREPARED_PLUGINS
+#: the last (this many x the plugins kept) calls: for a plugin called once among many (round-robin
+#: over hundreds), the instance would be thrown away, and the next call would wait behind its
+#: instantiation. Twice, not once: the pool sends a call to a worker that has its plugin prepared,
+#: so a 2-worker pool keeps 8 plugins ready between them (measured with round-robin over 10
+#: plugins: 297 µs p50 with a window of 8, 356 µs with 5).
+RECENT_CALLS_PER_PLUGIN = 2
 
 
 _INT_MIN, _INT_MAX = -(2**63), 2**64 - 1
@@ -319,8 +316,9 @@ class Executor:
         self._spent_store: wasmtime.Store | None = None
         #: Prepared instances by plugin digest, least recently prepared first.
         self._prepared: collections.OrderedDict[str, _Prepared] = collections.OrderedDict()
-        #: Digests of the last calls' plugins (see RECENT_CALLS).
-        self._recent: collections.deque[str] = collections.deque(maxlen=RECENT_CALLS)
+        #: Digests of the last calls' plugins (see RECENT_CALLS_PER_PLUGIN).
+        self._recent: collections.deque[str] = collections.deque(
+            maxlen=RECENT_CALLS_PER_PLUGIN * max(prepared_plugins, 1))
         #: What the most recent call logged and burned, kept for failure reports.
         self.last_context: CallContext | None = None
         self.last_fuel_used = 0
@@ -430,7 +428,7 @@ class Executor:
 
     def worth_preparing(self, plugin: LoadedPlugin) -> bool:
         """Whether the plugin of the call just made was called recently before it too, so its
-        next instance is likely to be used (see ``RECENT_CALLS``)."""
+        next instance is likely to be used (see ``RECENT_CALLS_PER_PLUGIN``)."""
         return bool(self.prepared_plugins) and self._recent.count(plugin.digest) > 1
 
     def call(

@@ -80,6 +80,7 @@ def main(argv: list[str]) -> None:
     yield_to_supervisor()
     import orjson
 
+    from . import PREPARED_PLUGINS
     from .engine import (
         WASMTIME_VERSION,
         LoadedPlugin,
@@ -88,7 +89,7 @@ def main(argv: list[str]) -> None:
         load_plugin,
         make_engine,
     )
-    from .execute import PREPARED_PLUGINS, CallFailed, Executor
+    from .execute import CallFailed, Executor
 
     engine = make_engine()
     executor = Executor(engine, prepared_plugins=int(options.get("prepared_plugins",
@@ -140,7 +141,10 @@ def main(argv: list[str]) -> None:
             inbox.extend(decoder.feed(chunk))
         return inbox.popleft()
 
-    def prepare(plugin: LoadedPlugin, limits: dict[str, Any]) -> None:
+    def prepare(plugin: LoadedPlugin, limits: dict[str, Any], *, requested: bool) -> None:
+        # A prepare the supervisor asked for (a load, a warming spare) counts as a use.
+        if requested:
+            executor.expect(plugin.digest)
         executor.prepare(plugin, fuel=int(limits["fuel"]), timeout_ms=float(limits["timeout_ms"]),
                          min_pages=int(limits["min_pages"]), max_pages=int(limits["max_pages"]),
                          max_log=int(limits["max_log"]))
@@ -206,7 +210,7 @@ def main(argv: list[str]) -> None:
             send(fields)
             executor.release()
             if prepare_next:
-                prepare(plugin, request)
+                prepare(plugin, request, requested=False)
         elif op == "load":
             digest = str(request.get("digest", ""))
             artifact = request.get("artifact")
@@ -230,14 +234,12 @@ def main(argv: list[str]) -> None:
                     reply["artifact_b64"] = base64.b64encode(blob).decode("ascii")
             send(reply)
             if prepare_next and isinstance(limits, dict):
-                executor.expect(digest)
-                prepare(plugin, limits)
+                prepare(plugin, limits, requested=True)
         elif op == "prepare":
             plugin = plugins.get(str(request.get("digest", "")))
             prepared = plugin is not None and executor.prepared_plugins > 0
             if plugin is not None:
-                executor.expect(plugin.digest)
-                prepare(plugin, request)
+                prepare(plugin, request, requested=True)
             send({"id": call_id, "ok": plugin is not None, "prepared": prepared})
         elif op == "unload":
             executor.forget(str(request.get("digest", "")))

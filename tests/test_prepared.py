@@ -13,8 +13,9 @@ import wasmtime
 from support import POOL_WAT, write_plugin
 
 from cortex_runtime import Runtime
+from sandbox import PREPARED_PLUGINS
 from sandbox.engine import LoadedPlugin, load_plugin, make_engine
-from sandbox.execute import PREPARED_PLUGINS, RECENT_CALLS, Executor
+from sandbox.execute import RECENT_CALLS_PER_PLUGIN, Executor
 
 #: Returns how many times this instance's ``count`` ran (1 on a fresh instance), as JSON.
 COUNTER_WAT = r"""
@@ -101,7 +102,7 @@ def test_prepared_instances_are_bounded_least_recent_first(tmp_path: Path) -> No
 
 
 def test_round_robin_over_many_plugins_prepares_nothing(tmp_path: Path) -> None:
-    executor, plugins = _plugins(tmp_path, RECENT_CALLS + 2)
+    executor, plugins = _plugins(tmp_path, RECENT_CALLS_PER_PLUGIN * PREPARED_PLUGINS + 2)
     for _ in range(3):
         for plugin in plugins:
             assert _call(executor, plugin) == (1, False)
