@@ -260,6 +260,12 @@ def compile_module(
     return module, False
 
 
+def library_path() -> str:
+    """Where wasmtime's shared library was loaded from (its code pages are released after a
+    compile: see ``sandbox/residency.py``)."""
+    return str(getattr(ffi.dll, "_name", ""))
+
+
 def engine_fingerprint() -> str:
     """Identifies compiled-code compatibility; part of the supervisor's artifact cache key."""
     return hashlib.sha256(repr(sorted(engine_settings().items())).encode()).hexdigest()[:32]

@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import collections
 import contextlib
-import ctypes
 import os
 import sys
 from typing import Any
@@ -24,27 +23,15 @@ from .framing import (
     encode_frame,
     write_all,
 )
+from .residency import LibraryCode, fix_mmap_threshold
 
 #: A compiled artifact larger than this is not sent back for caching (it would not fit a frame).
 MAX_ARTIFACT_BYTES = 20 * 1024 * 1024
 DEFAULT_DATA_LIMIT = 6 * 1024**3
-#: glibc's mallopt parameter, and the size from which allocations get their own mapping.
-M_MMAP_THRESHOLD = -3
-MMAP_THRESHOLD_BYTES = 128 * 1024
 #: Requests are read in chunks of this size (a 16 MiB input takes several).
 READ_BYTES = 256 * 1024
 #: Failures after which the worker retires (the supervisor's FATAL_KINDS).
 FATAL_KINDS = frozenset({"trap", "fuel", "timeout", "memory"})
-
-
-def fix_mmap_threshold() -> None:
-    """Serve every allocation of 128 KiB or more with its own mmap, returned to the kernel on free.
-
-    glibc otherwise raises that threshold after the first large free (up to 32 MiB), so the
-    buffers of a 1 MB call then come from the heap and stay resident: a worker's RSS stayed ~10 MB
-    up after one large call. Setting it also turns the adjustment off."""
-    with contextlib.suppress(OSError, AttributeError):  # AttributeError: not glibc
-        ctypes.CDLL(None).mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
 
 
 def yield_to_supervisor() -> None:
@@ -86,12 +73,14 @@ def main(argv: list[str]) -> None:
         LoadedPlugin,
         LoadError,
         engine_fingerprint,
+        library_path,
         load_plugin,
         make_engine,
     )
     from .execute import CallFailed, Executor
 
     engine = make_engine()
+    compiler_code = LibraryCode.of(library_path())
     executor = Executor(engine, prepared_plugins=int(options.get("prepared_plugins",
                                                                   PREPARED_PLUGINS)))
     if confined:
@@ -131,10 +120,15 @@ def main(argv: list[str]) -> None:
     retiring = False
     decoder = FrameDecoder(limit=MAX_FRAME_BYTES)
     inbox: collections.deque[dict[str, Any]] = collections.deque()
+    compiled_since_release = False
 
     def next_request() -> dict[str, Any]:
+        nonlocal compiled_since_release
         # Several pipelined requests usually arrive in one read.
         while not inbox:
+            if compiled_since_release:  # idle: give back the compiler's code pages
+                compiled_since_release = False
+                compiler_code.release()
             chunk = os.read(in_fd, READ_BYTES)
             if not chunk:
                 raise EOFError
@@ -218,10 +212,12 @@ def main(argv: list[str]) -> None:
                 plugin = load_plugin(engine, executor.linker, str(request["path"]), digest,
                                      str(artifact) if artifact else None)
             except LoadError as exc:
+                compiled_since_release = True  # a failed compile may have run Cranelift too
                 send({"id": call_id, "ok": False,
                       "error": {"kind": "load", "message": str(exc), "field": exc.field}})
                 continue
             plugins[digest] = plugin
+            compiled_since_release |= plugin.facts.get("cache") == "miss"
             # With "prepare", make the next call's instance once the reply is out (unless a
             # request is already waiting: it then instantiates for itself).
             limits = request.get("prepare")
