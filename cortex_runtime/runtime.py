@@ -39,9 +39,10 @@ from .errors import (
     WorkerCrashed,
 )
 from .inspection import check_facts
-from .manifest import MANIFEST_NAME, Manifest, file_sha256, load_manifest, manifest_for_wasm
+from .manifest import MANIFEST_NAME, Manifest
 from .pool import PoolConfig, WorkerPool
 from .quarantine import Quarantine
+from .staging import Staged, Stager
 from .worker import FATAL_KINDS, RETIRED, Worker, WorkerGone, WorkerTimedOut
 
 log = structlog.get_logger("cortex_runtime")
@@ -131,6 +132,7 @@ class Runtime:
             warmup=self._warm_worker,
         )
         self._artifacts = ArtifactCache(self.cache_dir)
+        self._stager = Stager(self.cache_dir, self._artifacts)
         self._quarantine = Quarantine(threshold=quarantine_after, window=quarantine_window,
                                       duration=quarantine_seconds)
         self._plugins: dict[str, PluginInfo] = {}
@@ -224,7 +226,7 @@ class Runtime:
     async def load(self, path: str | os.PathLike[str]) -> PluginInfo:
         """Load a plugin folder, a ``plugin.json``, or a bare ``.wasm`` (with default limits)."""
         self._check_open()
-        staged = await self._stage(Path(path))
+        staged = await self._stager.stage(Path(path), self._pool.engine)
         manifest = staged.manifest
         existing = self._plugins.get(manifest.name)
         if existing is not None and existing.manifest.root != manifest.root:
@@ -243,7 +245,7 @@ class Runtime:
     async def inspect(self, path: str | os.PathLike[str]) -> dict[str, Any]:
         """Exports, imports, memory and capabilities of a ``.wasm`` or plugin, without loading it."""
         self._check_open()
-        staged = await self._stage(Path(path))
+        staged = await self._stager.stage(Path(path), self._pool.engine)
         manifest, digest = staged.manifest, staged.digest
         facts = await self._load_facts(staged)
         report = dict(facts)
@@ -257,43 +259,7 @@ class Runtime:
             report.update(valid=False, problem=str(exc))
         return report
 
-    async def _stage(self, target: Path) -> _Staged:
-        """Read the manifest, hash the wasm, check the manifest's sha256, copy the wasm where
-        workers load it from, and look up its compiled artifact: one trip to a thread."""
-        engine = self._pool.engine
-
-        def work() -> _Staged:
-            manifest = read_manifest(target)
-            try:
-                digest, staged = stage(manifest)
-            except OSError as exc:
-                raise ManifestError(f"cannot read the wasm file: {exc}", path=manifest.source,
-                                    field="entryPoint") from None
-            artifact = self._artifacts.lookup(digest, engine) if engine else None
-            return _Staged(manifest, digest, staged, artifact, engine)
-
-        def stage(manifest: Manifest) -> tuple[str, Path]:
-            digest = file_sha256(manifest.wasm_path)
-            if manifest.sha256 is not None and manifest.sha256 != digest:
-                raise ManifestError(
-                    f"does not match the wasm file (file is {digest}); refusing to load",
-                    path=manifest.source, field="sha256",
-                )
-            staged_dir = self.cache_dir / "wasm"
-            staged_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-            staged = staged_dir / f"{digest}.wasm"
-            if not staged.is_file() or file_sha256(staged) != digest:
-                tmp = staged.with_suffix(f".{os.getpid()}.tmp")
-                tmp.write_bytes(manifest.wasm_path.read_bytes())
-                os.replace(tmp, staged)
-                if file_sha256(staged) != digest:
-                    raise ManifestError("the wasm file changed while it was being loaded",
-                                        path=manifest.source, field="entryPoint")
-            return digest, staged
-
-        return await anyio.to_thread.run_sync(work)
-
-    async def _load_facts(self, staged: _Staged, *, prepare: bool = False) -> dict[str, Any]:
+    async def _load_facts(self, staged: Staged, *, prepare: bool = False) -> dict[str, Any]:
         """Load the module into some worker and return its facts. With ``prepare``, the worker
         also makes the first call's instance right after."""
         reply: dict[str, Any] | None = None
@@ -350,7 +316,7 @@ class Runtime:
             return
         self._artifacts.store(digest, engine, blob)
 
-    async def _prepare(self, staged: _Staged) -> PluginInfo:
+    async def _prepare(self, staged: Staged) -> PluginInfo:
         manifest, digest = staged.manifest, staged.digest
         facts = await self._load_facts(staged, prepare=True)
         fit = check_facts(manifest, facts)
@@ -403,7 +369,7 @@ class Runtime:
                 await self._prepare_instance(worker, info)
 
     def _staged_path(self, info: PluginInfo) -> Path:
-        return self.cache_dir / "wasm" / f"{info.sha256}.wasm"
+        return self._stager.path_for(info.sha256)
 
     # -- calls --------------------------------------------------------------------------------
 
@@ -436,9 +402,9 @@ class Runtime:
         """Like :meth:`call`, with the input given as JSON text that reaches the guest byte for byte
         (escapes, spacing and key order preserved). It must be one valid JSON document."""
         info = self._capability(plugin, capability)
-        payload = input_json.encode() if isinstance(input_json, str) else bytes(input_json)
+        payload = _json_text_bytes(input_json, plugin)
         _check_input_size(payload, info)
-        _check_json_text(payload, plugin)
+        _check_json_text(payload, plugin, utf8_known=isinstance(input_json, str))
         return await self._call(info, capability, payload, timeout, fuel)
 
     def _capability(self, plugin: str, capability: str) -> PluginInfo:
@@ -597,25 +563,6 @@ class Runtime:
                   fuel_used=fuel_used, outcome=outcome)
 
 
-@dataclass(frozen=True)
-class _Staged:
-    """A plugin's files, checked and staged for workers (see ``Runtime._stage``)."""
-
-    manifest: Manifest
-    digest: str
-    path: Path
-    #: Its verified compiled artifact for ``engine`` (None: compile).
-    artifact: Path | None
-    engine: str
-
-
-def read_manifest(target: Path) -> Manifest:
-    """The manifest of a plugin folder or ``plugin.json``, or a default one for a bare ``.wasm``."""
-    if target.suffix == ".wasm" and target.is_file():
-        return manifest_for_wasm(target)
-    return load_manifest(target)
-
-
 def plugin_folders(directory: Path) -> list[Path] | None:
     """The sub-folders of ``directory`` that hold a ``plugin.json`` (None if it is no folder)."""
     if not directory.is_dir():
@@ -637,10 +584,23 @@ def _encode_input(value: Any, info: PluginInfo) -> bytes:
 _JSON_SYNTAX = msgspec.json.Decoder(msgspec.Raw)
 
 
-def _check_json_text(payload: bytes, plugin: str) -> None:
-    """One JSON document (RFC 8259) in valid UTF-8, or ``InvalidInput``."""
+def _json_text_bytes(input_json: str | bytes, plugin: str) -> bytes:
+    """``input_json`` as UTF-8 bytes (a ``str`` with a lone surrogate has none: ``InvalidInput``)."""
+    if not isinstance(input_json, str):
+        return bytes(input_json)
     try:
-        payload.decode("utf-8")
+        return input_json.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidInput(f"input is not valid JSON: a lone surrogate at character {exc.start} "
+                           "cannot be UTF-8", plugin=plugin) from None
+
+
+def _check_json_text(payload: bytes, plugin: str, *, utf8_known: bool = False) -> None:
+    """One JSON document (RFC 8259) in valid UTF-8, or ``InvalidInput``. ``utf8_known``: the
+    bytes were encoded from a ``str`` here, so they are valid UTF-8 (no second look)."""
+    try:
+        if not utf8_known:
+            payload.decode("utf-8")
         _JSON_SYNTAX.decode(payload)
     except UnicodeDecodeError as exc:
         raise InvalidInput(f"input is not valid JSON: not UTF-8 at byte {exc.start}",

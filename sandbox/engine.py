@@ -237,27 +237,45 @@ def check_module_shape(facts: dict[str, Any]) -> None:
             )
 
 
-def compile_module(
-    engine: wasmtime.Engine, wasm: bytes, artifact: str | None
-) -> tuple[wasmtime.Module, bool]:
-    """Deserialise the supervisor-vouched ``artifact`` if given and usable, else compile ``wasm``.
-    Returns the module and whether it came from the artifact."""
+def check_wasm(wasm: bytes) -> None:
+    """Refuse anything but a core WebAssembly module (no components, no precompiled code)."""
     if not wasm.startswith(WASM_MAGIC):
         if wasm[:4] == b"\x00asm":
             raise LoadError("the file is a WebAssembly component or unknown version, not a core module")
         raise LoadError("the file is not a WebAssembly binary module (bad magic number)")
-    if artifact:
-        try:
-            return wasmtime.Module.deserialize_file(engine, artifact), True
-        except (wasmtime.WasmtimeError, OSError):
-            pass  # stale or unreadable: compile instead
+
+
+def compile_module(engine: wasmtime.Engine, wasm: bytes) -> wasmtime.Module:
+    """Compile ``wasm`` (checked to be a core module first)."""
+    check_wasm(wasm)
     try:
-        module = wasmtime.Module(engine, wasm)
+        return wasmtime.Module(engine, wasm)
     except wasmtime.WasmtimeError as exc:
         lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
         reason = " / ".join(line for line in lines if line != "Caused by:") or "invalid module"
         raise LoadError(f"the module does not compile: {reason[:400]}") from None
-    return module, False
+
+
+def deserialize_artifact(engine: wasmtime.Engine, artifact: str) -> wasmtime.Module | None:
+    """The module in the supervisor-vouched compiled ``artifact``, or None if it is stale or
+    unreadable (the caller then compiles)."""
+    try:
+        return wasmtime.Module.deserialize_file(engine, artifact)
+    except (wasmtime.WasmtimeError, OSError):
+        return None
+
+
+def read_wasm(path: str, digest: str) -> bytes:
+    """The wasm at ``path``, which must still be the file whose SHA-256 is ``digest``."""
+    try:
+        with open(path, "rb") as f:
+            wasm = f.read()
+    except OSError as exc:
+        raise LoadError(f"cannot read the wasm file: {exc.strerror}") from None
+    actual = hashlib.sha256(wasm).hexdigest()
+    if actual != digest:
+        raise LoadError(f"the wasm file changed while loading (sha256 {actual}, expected {digest})")
+    return wasm
 
 
 def library_path() -> str:
@@ -277,15 +295,12 @@ def load_plugin(
 ) -> LoadedPlugin:
     """Read, verify, compile and link the plugin at ``path`` whose SHA-256 must be ``digest``."""
     started = time.perf_counter()
-    try:
-        with open(path, "rb") as f:
-            wasm = f.read()
-    except OSError as exc:
-        raise LoadError(f"cannot read the wasm file: {exc.strerror}") from None
-    actual = hashlib.sha256(wasm).hexdigest()
-    if actual != digest:
-        raise LoadError(f"the wasm file changed while loading (sha256 {actual}, expected {digest})")
-    module, cached = compile_module(engine, wasm, artifact)
+    # An artifact the supervisor vouches for is bound to ``digest`` by its MAC: the wasm itself
+    # is then not needed (it is read, checked and compiled only without a usable artifact).
+    module = deserialize_artifact(engine, artifact) if artifact else None
+    cached = module is not None
+    if module is None:
+        module = compile_module(engine, read_wasm(path, digest))
     facts = describe_module(module)
     check_module_shape(facts)
     try:
@@ -295,7 +310,7 @@ def load_plugin(
     facts["cache"] = "hit" if cached else "miss"
     facts["load_ms"] = round((time.perf_counter() - started) * 1000, 3)
     memory = facts["memory"]
-    export_index = {export.name: i for i, export in enumerate(module.exports)}
+    export_index = {export["name"]: i for i, export in enumerate(facts["exports"])}
     return LoadedPlugin(
         digest=digest,
         module=module,

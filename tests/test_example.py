@@ -127,3 +127,10 @@ async def test_call_json_delivers_the_callers_bytes_exactly(text_processor: Path
         assert line == "transform mode=reverse bytes=7"
         with pytest.raises(InvalidInput, match="not valid JSON"):
             await rt.call_json("text-processor", "transform", '{"text": "a"} trailing')
+        # Text that has no UTF-8 form, or bytes that are not UTF-8: typed errors, nothing sent.
+        with pytest.raises(InvalidInput, match="lone surrogate at character 10"):
+            await rt.call_json("text-processor", "transform", '{"text": "\ud800"}')
+        with pytest.raises(InvalidInput, match="not UTF-8 at byte 10"):
+            await rt.call_json("text-processor", "transform", b'{"text": "\xff"}')
+        out = await rt.call_json("text-processor", "transform", '{"text": "\u00e9a", "mode": "reverse"}')
+        assert out["result"] == "aé"
