@@ -6,6 +6,10 @@ fingerprint (wasmtime version, engine settings, CPU). Every file carries an HMAC
 that lives outside the folders workers may read; the supervisor checks it before telling a worker
 to deserialise a file (deserialising is loading native code): a file this cache did not write is
 never used.
+
+Beside each artifact, the module's *facts* (exports, imports, memory, capabilities: what a worker
+reports when it loads the module) are kept under a MAC of their own, so that loading a plugin
+already in the cache needs no worker round trip before ``Runtime.load`` returns.
 """
 
 from __future__ import annotations
@@ -14,10 +18,17 @@ import contextlib
 import hmac
 import os
 import secrets
+import threading
 from pathlib import Path
+from typing import Any
+
+import orjson
 
 _MAGIC = b"CRTXCW02"
+_FACTS_MAGIC = b"CRTXCF01"
 _MAC_SIZE = 32
+#: Facts of a real module are a few KiB; a larger file is not read.
+MAX_FACTS_BYTES = 1024 * 1024
 
 
 class ArtifactCache:
@@ -72,12 +83,47 @@ class ArtifactCache:
         except OSError:
             return None
         if not hmac.compare_digest(expected, _MAGIC + mac.digest()):
-            for stale in (path, tag):
+            for stale in (path, tag, self._facts_path(path)):
                 with contextlib.suppress(OSError):
                     stale.unlink()
             return None
         self._verified[path] = (stat.st_mtime_ns, stat.st_size)
         return path
+
+    @staticmethod
+    def _facts_path(artifact: Path) -> Path:
+        return artifact.with_suffix(".facts")
+
+    def _facts_mac(self, digest: str, engine: str, body: bytes) -> bytes:
+        mac = hmac.new(self._ensure(), _FACTS_MAGIC + digest.encode() + b"/" + engine.encode() + b"/"
+                       + body, "sha256")
+        return _FACTS_MAGIC + mac.digest()
+
+    def facts(self, digest: str, engine: str) -> dict[str, Any] | None:
+        """The module facts stored with the artifact, if present and their MAC matches."""
+        path = self._facts_path(self.path_for(digest, engine))
+        try:
+            with open(path, "rb") as f:
+                data = f.read(MAX_FACTS_BYTES + 1)
+            tag, body = data[:len(_FACTS_MAGIC) + _MAC_SIZE], data[len(_FACTS_MAGIC) + _MAC_SIZE:]
+            if len(data) > MAX_FACTS_BYTES or not hmac.compare_digest(
+                    tag, self._facts_mac(digest, engine, body)):
+                return None
+            facts = orjson.loads(body)
+        except (OSError, orjson.JSONDecodeError):
+            return None
+        return facts if isinstance(facts, dict) else None
+
+    def store_facts(self, digest: str, engine: str, facts: dict[str, Any]) -> None:
+        """Keep a module's facts (as a worker reported them) beside its artifact."""
+        body = orjson.dumps({k: v for k, v in facts.items() if k not in _PER_LOAD_FACTS})
+        with contextlib.suppress(OSError):
+            _write_atomically(self._facts_path(self.path_for(digest, engine)),
+                              self._facts_mac(digest, engine, body) + body)
+
+    def forget_facts(self, digest: str, engine: str) -> None:
+        with contextlib.suppress(OSError):
+            self._facts_path(self.path_for(digest, engine)).unlink()
 
     def store(self, digest: str, engine: str, artifact: bytes) -> Path | None:
         """Write an artifact a worker compiled, and its MAC; None if the disk refused."""
@@ -86,12 +132,20 @@ class ArtifactCache:
             mac = hmac.new(key, _MAGIC + digest.encode() + engine.encode() + artifact, "sha256")
             path = self.path_for(digest, engine)
             for target, data in ((path, artifact), (path.with_suffix(".mac"), _MAGIC + mac.digest())):
-                tmp = target.with_suffix(f".{os.getpid()}.tmp")
-                tmp.write_bytes(data)
-                os.replace(tmp, target)
+                _write_atomically(target, data)
             return path
         except OSError:
             return None
+
+
+#: Facts about one load, not about the module.
+_PER_LOAD_FACTS = frozenset({"cache", "load_ms"})
+
+
+def _write_atomically(target: Path, data: bytes) -> None:
+    tmp = target.with_name(f"{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, target)
 
 
 def _load_key(path: Path) -> bytes:

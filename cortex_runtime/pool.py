@@ -204,10 +204,11 @@ class WorkerPool:
         return not (worker.doomed or worker.draining or worker.failed is not None) and worker.alive
 
     def _pick(self, prefer: str | None) -> Worker | None:
-        """Best worker for a call of plugin ``prefer``: one that has the plugin loaded (even if
-        it must queue behind a request that just started: a load costs far more), then an idle
-        one, then one with the plugin's instance prepared, the shortest line, the least recently
-        used (it has had the longest to prepare its next instance)."""
+        """Best worker for a call of plugin ``prefer``: one that has the plugin loaded or its load
+        request in the pipe (even if it must queue behind a request that just started: a load
+        costs far more), then an idle one, then one with the plugin's instance prepared, the
+        shortest line, the least recently used (it has had the longest to prepare its next
+        instance)."""
         best: Worker | None = None
         best_rank: tuple[bool, bool, bool, int, float] = (False, False, False, 0, 0.0)
         config = self.config
@@ -218,8 +219,8 @@ class WorkerPool:
             if not idle and not (worker.lent < config.pipeline_depth
                                  and worker.head_age() < config.pipeline_max_head_age):
                 continue
-            rank = (prefer in worker.loaded, idle, prefer in worker.prepared, -worker.inflight,
-                    -worker.last_used)
+            has_plugin = prefer in worker.loaded or prefer in worker.load_sent
+            rank = (has_plugin, idle, prefer in worker.prepared, -worker.inflight, -worker.last_used)
             if best is None or rank > best_rank:
                 best, best_rank = worker, rank
         return best

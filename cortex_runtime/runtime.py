@@ -7,7 +7,7 @@ import collections
 import contextlib
 import os
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -267,7 +267,8 @@ class Runtime:
         async with self._pool.borrow() as worker:
             artifact = staged.artifact if worker.engine == staged.engine else False
             reply = await self._load_into(worker, staged.path, staged.digest, artifact,
-                                          prepare=manifest if prepare else None)
+                                          prepare=manifest if prepare else None,
+                                          keep_facts=staged.facts is None)
         assert reply is not None
         if not reply.get("ok"):
             error = reply.get("error") or {}
@@ -280,11 +281,13 @@ class Runtime:
 
     async def _load_into(self, worker: Worker, staged: Path, digest: str,
                          artifact: Path | bool | None = False, *,
-                         prepare: Manifest | None = None) -> dict[str, Any]:
+                         prepare: Manifest | None = None, keep_facts: bool = False,
+                         sent: Callable[[], None] | None = None) -> dict[str, Any]:
         """Load a module into ``worker``; a load slower than ``load_timeout`` dooms the worker.
         ``artifact``: the compiled artifact already looked up (a path or None), or False.
         ``prepare``: the plugin's manifest, to have the worker make an instance for its next
-        call right after its reply (one round trip instead of two)."""
+        call right after its reply (one round trip instead of two). ``keep_facts``: store the
+        module's facts beside its artifact. ``sent``: called once the request is in the pipe."""
         if artifact is False:
             artifact = self._artifacts.verified(digest, worker.engine)
         if artifact is False:
@@ -295,36 +298,57 @@ class Runtime:
         if prepare is not None:
             request["prepare"] = _instance_limits(prepare)
         try:
-            reply = await worker.request(request, backstop=self.load_timeout)
+            reply = await worker.request(request, backstop=self.load_timeout, sent=sent)
         except WorkerTimedOut:
-            return {"ok": False, "error": {
+            reply = {"ok": False, "error": {
                 "message": f"the module took longer than {self.load_timeout:g}s to compile",
                 "field": "entryPoint"}}
-        if reply.get("ok"):
-            worker.loaded.add(digest)
-            if prepare is not None:
-                worker.note_prepared(digest, reply.get("prepared") is True)
-            encoded = reply.pop("artifact_b64", None)
-            if isinstance(encoded, str):
-                await anyio.to_thread.run_sync(self._store_artifact, digest, worker.engine, encoded)
+        if not reply.get("ok"):
+            worker.load_errors[digest] = str((reply.get("error") or {}).get("message"))
+            return reply
+        worker.loaded.add(digest)
+        worker.load_errors.pop(digest, None)
+        if prepare is not None:
+            worker.note_prepared(digest, reply.get("prepared") is True)
+        encoded = reply.pop("artifact_b64", None)
+        facts = reply.get("facts")
+        keep = keep_facts and isinstance(facts, dict) and (isinstance(encoded, str) or bool(artifact))
+        if isinstance(encoded, str) or keep:
+            await anyio.to_thread.run_sync(self._store_artifact, digest, worker.engine,
+                                           encoded if isinstance(encoded, str) else None,
+                                           facts if keep else None)
         return reply
 
-    def _store_artifact(self, digest: str, engine: str, encoded: str) -> None:
-        try:
-            blob = base64.b64decode(encoded, validate=True)
-        except ValueError:
-            return
-        self._artifacts.store(digest, engine, blob)
+    def _store_artifact(self, digest: str, engine: str, encoded: str | None,
+                        facts: dict[str, Any] | None) -> None:
+        """Store what a worker sent back: a compiled artifact (base64) and/or the module's facts."""
+        if encoded is not None:
+            try:
+                blob = base64.b64decode(encoded, validate=True)
+            except ValueError:
+                return
+            if self._artifacts.store(digest, engine, blob) is None:
+                return
+        if facts is not None:
+            self._artifacts.store_facts(digest, engine, facts)
 
     async def _prepare(self, staged: Staged) -> PluginInfo:
         manifest, digest = staged.manifest, staged.digest
-        facts = await self._load_facts(staged, prepare=True)
+        # A module in the verified cache is known without asking a worker: its facts were kept
+        # with its artifact. Its load is then sent to a worker without waiting for the reply.
+        known = staged.facts is not None and staged.artifact is not None
+        if staged.facts is not None and known:
+            facts = dict(staged.facts, cache="hit", load_ms=None)
+        else:
+            facts = await self._load_facts(staged, prepare=True)
         fit = check_facts(manifest, facts)
         info = PluginInfo(
             name=manifest.name, version=manifest.version, description=manifest.description,
             capabilities=fit.capabilities, sha256=digest, wasm_path=manifest.wasm_path,
             manifest=manifest, allocator_export=fit.allocator_export, facts=facts,
         )
+        if known:
+            await self._load_known(staged, info)
         # The plugin's first call should not pay for instantiation (the worker that loaded it has
         # made an instance), nor its first call on a spare for a load: in the background, load it
         # into the spares.
@@ -332,6 +356,51 @@ class Runtime:
         for spare in self._pool.spares:
             self._tg.start_soon(self._warm_spare, spare, info)
         return info
+
+    async def _load_known(self, staged: Staged, info: PluginInfo) -> None:
+        """Send a known plugin's load to a worker and return once the request is in its pipe: the
+        plugin's first call goes to that worker and runs right after the load (pipelined)
+        instead of waiting a round trip for its reply. A load that fails there after all (the
+        artifact vanished, the worker died) fails that call, with the reason."""
+        assert self._tg is not None
+        await self._tg.start(self._finish_known_load, staged, info)
+
+    async def _finish_known_load(self, staged: Staged, info: PluginInfo, *,
+                                 task_status: anyio.abc.TaskStatus[None]) -> None:
+        digest, announced = info.sha256, False
+        try:
+            worker = await self._pool.acquire()
+        except CortexError:  # closed or overloaded: the first call loads it itself
+            task_status.started()
+            return
+
+        def sent() -> None:
+            nonlocal announced
+            worker.load_sent.add(digest)
+            announced = True
+            task_status.started()
+
+        try:
+            if digest in worker.loaded or digest in worker.loading:
+                return
+            done = worker.loading[digest] = anyio.Event()
+            try:
+                artifact = staged.artifact if worker.engine == staged.engine else False
+                reply = await self._load_into(worker, staged.path, digest, artifact,
+                                              prepare=info.manifest, sent=sent)
+                if reply.get("ok") and _describes_another_module(reply.get("facts"), staged.facts):
+                    log.warning("plugin.cached_facts_differ", plugin=info.name, sha256=digest[:12])
+                    self._artifacts.forget_facts(digest, staged.engine)
+            except CortexError as exc:
+                worker.load_errors[digest] = str(exc)
+            finally:
+                worker.load_sent.discard(digest)
+                del worker.loading[digest]
+                done.set()
+        finally:
+            self._pool.release(worker)
+            if not announced:
+                task_status.started()
 
     @staticmethod
     def _prepare_request(info: PluginInfo) -> dict[str, Any]:
@@ -486,6 +555,7 @@ class Runtime:
     ) -> tuple[dict[str, Any], int, bool]:
         worker = await self._pool.acquire(prefer=info.sha256)
         try:
+            pipelined = worker.loading.get(info.sha256) if info.sha256 in worker.load_sent else None
             if info.sha256 not in worker.loaded:
                 await self._ensure_loaded(worker, info)
             try:
@@ -502,6 +572,13 @@ class Runtime:
                     raise WorkerGone(f"worker {worker.pid} retired before running the call")
                 if kind in FATAL_KINDS:
                     worker.doomed = True
+                if kind == "not_loaded" and pipelined is not None:
+                    await pipelined.wait()  # the load's reply came first; let it be handled
+                    if info.sha256 not in worker.loaded:
+                        raise WorkerCrashed(
+                            f"a worker could not load plugin {info.name!r}: "
+                            f"{worker.load_errors.get(info.sha256, 'the load failed')}",
+                            plugin=info.name)
                 if kind == "not_loaded":
                     worker.loaded.discard(info.sha256)
                     worker.doomed = True
@@ -516,6 +593,8 @@ class Runtime:
         digest = info.sha256
         loading = worker.loading.get(digest)
         if loading is not None:
+            if digest in worker.load_sent:
+                return  # the load is in the pipe ahead of the call: it runs first
             await loading.wait()
         else:
             loading = worker.loading[digest] = anyio.Event()
@@ -607,6 +686,13 @@ def _check_json_text(payload: bytes, plugin: str, *, utf8_known: bool = False) -
                            plugin=plugin) from None
     except msgspec.DecodeError as exc:
         raise InvalidInput(f"input is not valid JSON: {exc}", plugin=plugin) from None
+
+
+def _describes_another_module(facts: Any, cached: Mapping[str, Any] | None) -> bool:
+    """Whether a worker's facts contradict those kept in the cache for the same module."""
+    if not isinstance(facts, dict) or cached is None:
+        return False
+    return any(facts.get(key) != cached.get(key) for key in ("exports", "imports", "capabilities"))
 
 
 def _instance_limits(manifest: Manifest) -> dict[str, Any]:

@@ -13,6 +13,7 @@ import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import anyio
 
@@ -35,6 +36,8 @@ class Staged:
     #: Its verified compiled artifact for ``engine`` (None: compile).
     artifact: Path | None
     engine: str
+    #: The module's facts kept with that artifact (None: a worker must describe the module).
+    facts: dict[str, Any] | None = None
 
 
 class Stager:
@@ -72,7 +75,8 @@ class Stager:
             raise ManifestError(f"cannot read the wasm file: {exc}", path=manifest.source,
                                 field="entryPoint") from None
         artifact = self.artifacts.lookup(digest, engine) if engine else None
-        return Staged(manifest, digest, staged, artifact, engine)
+        facts = self.artifacts.facts(digest, engine) if artifact is not None else None
+        return Staged(manifest, digest, staged, artifact, engine, facts)
 
     def _copy(self, wasm: bytes, digest: str, manifest: Manifest) -> Path:
         """The staged copy of ``wasm``: kept if it already holds these bytes, else (re)written."""

@@ -109,6 +109,11 @@ class Worker:
         self.rss_checked_at = 0
         #: Plugins being loaded into this worker right now (digest -> done).
         self.loading: dict[str, anyio.Event] = {}
+        #: Of those, the ones whose load request is already in the pipe: a call sent now runs
+        #: right after the load (pipelined) instead of waiting for its reply.
+        self.load_sent: set[str] = set()
+        #: Why the last load of a plugin failed (digest -> the worker's message).
+        self.load_errors: dict[str, str] = {}
 
     # -- life cycle ---------------------------------------------------------------------------
 
@@ -255,8 +260,10 @@ class Worker:
     # deadline, and if the worker dies, it alone may have run; those behind it get ``WorkerGone``.
 
     async def request(self, message: dict[str, Any], *, payload: bytes | None = None,
-                      backstop: float | None = None) -> dict[str, Any]:
+                      backstop: float | None = None,
+                      sent: Callable[[], None] | None = None) -> dict[str, Any]:
         """Send one request and return its reply. ``payload`` (JSON bytes) goes as the frame's attachment.
+        ``sent`` is called once the request is in the pipe (a request sent later runs after it).
 
         ``backstop`` (seconds, counted from when the request starts running) bounds the wait: past
         it the worker is killed and ``WorkerTimedOut`` raised. Cancelling a request that is
@@ -278,6 +285,8 @@ class Worker:
                 pending.started = time.monotonic()
             self._inflight.append(pending)
             self._wakeup.set()
+            if sent is not None:
+                sent()
         try:
             await pending.done.wait()
         except BaseException:

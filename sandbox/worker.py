@@ -10,6 +10,7 @@ import base64
 import collections
 import contextlib
 import os
+import select
 import sys
 from typing import Any
 
@@ -135,6 +136,14 @@ def main(argv: list[str]) -> None:
             inbox.extend(decoder.feed(chunk))
         return inbox.popleft()
 
+    waiting = select.poll()
+    waiting.register(in_fd, select.POLLIN)
+
+    def idle() -> bool:
+        # No request read and none in the pipe: a request already sent (e.g. a plugin's first
+        # call right behind its load) should not wait while this worker makes an instance.
+        return not inbox and not waiting.poll(0)
+
     def prepare(plugin: LoadedPlugin, limits: dict[str, Any], *, requested: bool) -> None:
         # A prepare the supervisor asked for (a load, a warming spare) counts as a use.
         if requested:
@@ -196,9 +205,10 @@ def main(argv: list[str]) -> None:
                 executor.release()
                 continue
             # Idle after this: make the plugin's next fresh instance ahead of time (same limits),
-            # if it is called often enough to use it. With a request already waiting, that
-            # request instantiates for itself instead. The reply says so (a hint for the pool).
-            prepare_next = not inbox and executor.worth_preparing(plugin)
+            # if it is called often enough to use it. With a request already waiting (read or in
+            # the pipe), that request instantiates for itself instead. The reply says so (a hint
+            # for the pool).
+            prepare_next = executor.worth_preparing(plugin) and idle()
             fields.update(id=call_id, ok=True, logs=ctx.logs, dropped_logs=ctx.dropped_logs,
                           prepared=prepare_next)
             send(fields)
@@ -221,7 +231,7 @@ def main(argv: list[str]) -> None:
             # With "prepare", make the next call's instance once the reply is out (unless a
             # request is already waiting: it then instantiates for itself).
             limits = request.get("prepare")
-            prepare_next = isinstance(limits, dict) and not inbox and executor.prepared_plugins > 0
+            prepare_next = isinstance(limits, dict) and executor.prepared_plugins > 0 and idle()
             reply: dict[str, Any] = {"id": call_id, "ok": True, "facts": plugin.facts,
                                      "prepared": prepare_next}
             if request.get("want_artifact") and plugin.facts.get("cache") == "miss":
