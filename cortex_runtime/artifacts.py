@@ -39,7 +39,7 @@ class ArtifactCache:
         self.root = root
         self.compiled = root / "compiled"
         self._key: bytes | None = None
-        self._verified: dict[Path, tuple[int, int]] = {}
+        self._verified: dict[Path, tuple[int, ...]] = {}
 
     def _ensure(self) -> bytes:
         if self._key is None:
@@ -61,7 +61,7 @@ class ArtifactCache:
             stat = path.stat()
         except OSError:
             return None
-        return path if known == (stat.st_mtime_ns, stat.st_size) else False
+        return path if known == _identity(stat) else False
 
     def lookup(self, digest: str, engine: str) -> Path | None:
         """The artifact's path if it and its MAC file match, else None (a bad pair is removed)."""
@@ -71,7 +71,7 @@ class ArtifactCache:
             stat = path.stat()
         except OSError:
             return None
-        if self._verified.get(path) == (stat.st_mtime_ns, stat.st_size):
+        if self._verified.get(path) == _identity(stat):
             return path
         try:
             key = self._ensure()
@@ -87,7 +87,7 @@ class ArtifactCache:
                 with contextlib.suppress(OSError):
                     stale.unlink()
             return None
-        self._verified[path] = (stat.st_mtime_ns, stat.st_size)
+        self._verified[path] = _identity(stat)
         return path
 
     @staticmethod
@@ -136,6 +136,12 @@ class ArtifactCache:
             return path
         except OSError:
             return None
+
+
+def _identity(stat: os.stat_result) -> tuple[int, ...]:
+    """What changes whenever a file's content may have: a rewrite in place, a replacement, or a
+    rewrite of the same size with its mtime set back (the change time cannot be set back)."""
+    return (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
 
 
 #: Facts about one load, not about the module.

@@ -4,6 +4,7 @@ file verified once is not read again until it changes."""
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 from cortex_runtime.artifacts import ArtifactCache
@@ -27,6 +28,20 @@ def test_a_verified_artifact_is_known_without_reading_until_it_changes(tmp_path:
     assert cache.lookup(DIGEST, ENGINE) is None
     assert not path.exists()
     assert cache.verified(DIGEST, ENGINE) is None  # gone: compile again
+
+
+def test_a_same_size_rewrite_with_its_mtime_set_back_is_noticed(tmp_path: Path) -> None:
+    cache = ArtifactCache(tmp_path)
+    path = cache.store(DIGEST, ENGINE, b"compiled code")
+    assert path is not None and cache.lookup(DIGEST, ENGINE) == path
+    before = path.stat()
+    time.sleep(0.02)  # past the file system's timestamp granularity
+    with open(path, "r+b") as f:  # same inode, same size
+        f.write(b"COMPILED")
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert path.stat().st_mtime_ns == before.st_mtime_ns and path.stat().st_size == before.st_size
+    assert cache.verified(DIGEST, ENGINE) is False  # the change time moved on
+    assert cache.lookup(DIGEST, ENGINE) is None  # and the MAC check refuses it
 
 
 def test_an_artifact_under_another_engine_is_another_entry(tmp_path: Path) -> None:
