@@ -757,6 +757,7 @@ def _run_probe(host: str, copies_dir: Path, levels: tuple[int, ...], calls: int)
 async def scenario_scaling(rec: Recorder, scratch: Path, available_c: bool) -> None:
     """1, 10, 100, 1,000 distinct plugins loaded; tiny calls spread round-robin over all of them."""
     from cortex_runtime import Runtime
+    from sandbox.engine import POOL_SLOTS
 
     s = rec.settings
     levels = s.scaling_levels
@@ -764,6 +765,9 @@ async def scenario_scaling(rec: Recorder, scratch: Path, available_c: bool) -> N
     copies = make_copies(copies_dir, levels[-1], tag="scale")
     a_levels: list[dict[str, Any]] = []
     async with Runtime(cache_dir=scratch / "scale-a") as rt:
+        # Instances come from each worker's pooling-allocator slots, which keep the memory image
+        # of the module they last held: past this many plugins, round-robin misses every cache.
+        cache_capacity = POOL_SLOTS * len(rt.worker_pids)
         loaded: list[PluginCopy] = []
         for level in levels:
             load_times: list[float] = []
@@ -835,7 +839,7 @@ async def scenario_scaling(rec: Recorder, scratch: Path, available_c: bool) -> N
             "µs", "lower", {A: [miss_p50], B: [b_result["levels"][0]["p50_us"]]},
             note="A: Runtime(prepared_instances=0): the cost of a miss of the bounded caches")
     rec.details["scaling"] = {"A": a_levels, "B": b_result, "C": c_result,
-                              "A_miss_path_p50_us": miss_p50}
+                              "A_miss_path_p50_us": miss_p50, "A_cache_capacity": cache_capacity}
 
 
 def _memory_rows(rec: Recorder) -> None:
