@@ -92,7 +92,7 @@ FULL = Settings(quick=False, reps=7, tiny_calls=2000, warmup_calls=200,
                 scaling_calls=2000, profile_calls=2000)
 
 SCENARIOS = ("tiny", "throughput", "large", "parse", "memory", "profile", "cold", "restart",
-             "scaling")
+             "scaling", "uvloop")
 
 
 # -- results ----------------------------------------------------------------------------------
@@ -1018,6 +1018,60 @@ async def _main(settings: Settings, scratch: Path, only: set[str], available_c: 
     _memory_rows(rec)
 
 
+def uvloop_available() -> bool:
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+async def scenario_uvloop(rec: Recorder, scratch: Path) -> None:
+    """The tiny call and throughput at concurrency 64 again, with asyncio on uvloop (run by its
+    own ``anyio.run``). Only A and D have an event loop; B and C are copied from the default-loop
+    rows of the same run, so the ratios compare like with like."""
+    from cortex_runtime import Runtime
+
+    from .floor import echo_pool
+
+    s = rec.settings
+    tiny_body = request_body(orjson.dumps(workloads.TINY_INPUT))
+    p50: dict[str, list[float]] = {A: [], D: []}
+    throughput: dict[str, list[float]] = {A: [], D: []}
+    async with Runtime(cache_dir=scratch / "uvloop") as rt:
+        await rt.load(PLUGIN_DIR)
+        async with echo_pool(os.cpu_count() or 1) as echo:
+            h = Hosts(rt, echo, None, None)
+            for _ in range(s.warmup_calls):
+                await h.a_tiny()
+                await echo.request(tiny_body)
+            for _ in range(s.reps):
+                p50[A].append(us(median([await _time_async(h.a_tiny) for _ in range(s.tiny_calls)])))
+                p50[D].append(us(median([await _time_async(lambda: echo.request(tiny_body))
+                                         for _ in range(s.tiny_calls)])))
+            total = s.throughput_calls[64]
+            for _ in range(s.reps):
+                throughput[A].append(await _a_throughput(h, 64, total))
+                throughput[D].append(await _d_throughput(h, 64, total, tiny_body))
+    for row_id, samples in (("tiny_p50", p50), ("throughput_64", throughput)):
+        base = _row_values(rec, row_id)
+        for backend in (B, C, CF):
+            if backend in base:
+                samples[backend] = [base[backend]]
+    note = "A and D on uvloop; B and C (no event loop) from the default-loop row of this run"
+    rec.row("uvloop_tiny_p50", "On uvloop (asyncio's loop replaced)",
+            "Tiny call latency p50, concurrency 1, uvloop", "µs", "lower", p50, note=note)
+    rec.row("uvloop_throughput_64", "On uvloop (asyncio's loop replaced)",
+            "Throughput, concurrency 64, uvloop", "calls/s", "higher", throughput, note=note)
+
+
+def _row_values(rec: Recorder, row_id: str) -> dict[str, float]:
+    for row in rec.rows:
+        if row.id == row_id:
+            return dict(row.values)
+    return {}
+
+
 def run_suite(*, quick: bool = False, out_dir: Path | None = None, write_docs: bool = False,
               only: set[str] | None = None, skip_extism: bool = False,
               docs_dir: Path | None = None) -> dict[str, Any]:
@@ -1051,6 +1105,12 @@ def run_suite(*, quick: bool = False, out_dir: Path | None = None, write_docs: b
         # this run its own, so "cold" means cold and nothing is left in ~/.cache.
         os.environ["XDG_CACHE_HOME"] = str(scratch / "xdg-cache")
         anyio.run(_main, settings, scratch, selected, ok, rec)
+        if "uvloop" in selected:
+            if uvloop_available():
+                with _phase(rec, "uvloop"):
+                    anyio.run(scenario_uvloop, rec, scratch, backend_options={"use_uvloop": True})
+            else:
+                rec.details["uvloop"] = "not installed: rows left out"
     finally:
         os.environ.clear()
         os.environ.update(original_env)

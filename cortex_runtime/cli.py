@@ -16,10 +16,10 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
-import anyio
 import click
 import orjson
 
+from . import eventloop
 from .errors import (
     CapabilityNotFound,
     CortexError,
@@ -95,7 +95,7 @@ def fail(exc: BaseException) -> NoReturn:
 
 def run(fn: Callable[[], Awaitable[T]]) -> T:
     try:
-        return anyio.run(fn)
+        return eventloop.run(fn)
     except CortexError as exc:
         fail(exc)
     except KeyboardInterrupt:

@@ -17,6 +17,7 @@ from typing import Any, TextIO, TypeVar
 import click
 import orjson
 
+from .. import eventloop
 from .config import FaultSettings, SoakConfig, SoakSetupError, Thresholds, parse_duration
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -138,7 +139,6 @@ def main(settings: Mapping[str, Any], *, verbose: bool, plugins: tuple[str, ...]
          faults: bool, fault_rate: float | None, worker_faults_per_s: float | None,
          seed: int | None, watchdog: float, thresholds: tuple[str, ...]) -> int:
     """Run the soak the options describe; returns the exit code."""
-    import anyio
 
     from ..errors import CortexError
     from .driver import run_soak
@@ -184,7 +184,7 @@ def main(settings: Mapping[str, Any], *, verbose: bool, plugins: tuple[str, ...]
         return await run_soak(config, progress, log_events=counts, handle_sigint=True)
 
     try:
-        result = anyio.run(go)
+        result = eventloop.run(go)
     except SoakSetupError as exc:
         click.echo(f"error: usage: {exc}", err=True)
         return 2
