@@ -6,6 +6,9 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from cortex_runtime.artifacts import ArtifactCache
 
@@ -50,3 +53,49 @@ def test_an_artifact_under_another_engine_is_another_entry(tmp_path: Path) -> No
     assert stored is not None and cache.lookup(DIGEST, ENGINE) == stored
     assert cache.lookup(DIGEST, "engine2") is None
     assert cache.verified(DIGEST, "engine2") is False
+
+
+def _reads_of(monkeypatch: pytest.MonkeyPatch, path: Path) -> list[str]:
+    """Record every open() of ``path`` by the artifact cache."""
+    from cortex_runtime import artifacts
+
+    reads: list[str] = []
+
+    def spy(file: Any, *args: Any, **kwargs: Any) -> Any:
+        if Path(file) == path:
+            reads.append(str(file))
+        return open(file, *args, **kwargs)
+
+    monkeypatch.setattr(artifacts, "open", spy, raising=False)
+    return reads
+
+
+def test_a_stamp_lets_a_later_process_skip_reading_an_unchanged_artifact(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = ArtifactCache(tmp_path).store(DIGEST, ENGINE, b"compiled code" * 1000)
+    assert path is not None
+    reads = _reads_of(monkeypatch, path)
+    assert ArtifactCache(tmp_path).lookup(DIGEST, ENGINE) == path  # verified: read, then stamped
+    assert len(reads) == 1 and path.with_suffix(".ok").exists()
+    assert ArtifactCache(tmp_path).lookup(DIGEST, ENGINE) == path  # "another process": stamp only
+    assert len(reads) == 1
+
+
+def test_a_changed_or_forged_stamp_means_reading_the_artifact_again(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = ArtifactCache(tmp_path).store(DIGEST, ENGINE, b"compiled code")
+    assert path is not None and ArtifactCache(tmp_path).lookup(DIGEST, ENGINE) == path
+    stamp = path.with_suffix(".ok")
+    stamp.write_bytes(b"CRTXOK01" + bytes(32))  # forged
+    reads = _reads_of(monkeypatch, path)
+    assert ArtifactCache(tmp_path).lookup(DIGEST, ENGINE) == path
+    assert len(reads) == 1  # read and verified again, and the stamp rewritten
+    # Rewritten in place, same size, mtime set back: the identity moved on, the MAC refuses it.
+    before = path.stat()
+    time.sleep(0.02)
+    with open(path, "r+b") as f:
+        f.write(b"COMPILED")
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert ArtifactCache(tmp_path).lookup(DIGEST, ENGINE) is None
+    assert len(reads) == 2
+    assert not path.exists() and not stamp.exists()
