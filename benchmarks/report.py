@@ -433,6 +433,13 @@ def markdown(results: dict[str, Any], *, chart_name: str | None = "benchmarks.pn
         "it ran).",
         f"- **Many plugins** ({scaling_levels}): distinct copies loaded, each called once per "
         "worker, then tiny calls spread round-robin over all loaded plugins.",
+        "- **uvloop**: the tiny call and throughput at concurrency 64 measured again for A in a "
+        "second event loop run, asyncio on uvloop (`backend_options={\"use_uvloop\": True}`), "
+        "with a runtime of its own. B and C have no event loop: their figures are those of the "
+        "default-loop rows. D is left out of these rows: measured right after A's calls it "
+        "dropped to ~10 µs (most likely the scheduler woke the echo child on the caller's "
+        "CPU), which is not comparable with the default-loop D measured after B and C; it is "
+        "kept in the JSON (`details.uvloop_D`).",
         "",
         "## Method",
         "",

@@ -224,7 +224,13 @@ class Runtime:
                 log.warning("plugin.skipped", path=str(child), error=str(exc))
 
     async def load(self, path: str | os.PathLike[str]) -> PluginInfo:
-        """Load a plugin folder, a ``plugin.json``, or a bare ``.wasm`` (with default limits)."""
+        """Load a plugin folder, a ``plugin.json``, or a bare ``.wasm`` (with default limits).
+
+        The manifest is checked against the module's exports and imports before this returns
+        (``ManifestError`` otherwise). A module not yet in the compiled cache is compiled by a
+        worker first; one already there is known from the facts cached with it, and a worker
+        loads it in the background: should that fail after all, the plugin's first call raises
+        ``WorkerCrashed`` with the reason."""
         self._check_open()
         staged = await self._stager.stage(Path(path), self._pool.engine)
         manifest = staged.manifest
