@@ -167,6 +167,11 @@ class ArtifactCache:
             path = self.path_for(digest, engine)
             for target, data in ((path, artifact), (path.with_suffix(".mac"), _MAGIC + mac.digest())):
                 _write_atomically(target, data)
+            # Written by this cache just now: known without reading it back, here and (stamp)
+            # in later processes.
+            identity = _identity(path.stat())
+            self._verified[path] = identity
+            _write_atomically(self._stamp_path(path), self._stamp(digest, engine, identity))
             return path
         except OSError:
             return None

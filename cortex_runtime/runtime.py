@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import collections
 import contextlib
+import dataclasses
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -22,6 +23,7 @@ import structlog
 from sandbox import MAX_PREPARED_PLUGINS, PREPARED_PLUGINS
 
 from .artifacts import ArtifactCache
+from .compiler import Compiler
 from .errors import (
     CallTimeout,
     CapabilityNotFound,
@@ -102,6 +104,7 @@ class Runtime:
         require_confinement: bool = False,
         worker_memory_limit: int = 6 * 1024**3,
         prepared_instances: int = PREPARED_PLUGINS,
+        compiler_idle: float = 10.0,
     ) -> None:
         count = workers if workers is not None else (os.cpu_count() or 1)
         if count < 1:
@@ -133,6 +136,10 @@ class Runtime:
         )
         self._artifacts = ArtifactCache(self.cache_dir)
         self._stager = Stager(self.cache_dir, self._artifacts)
+        #: Compiles modules missing from the cache; runs no guest code (cortex_runtime/compiler.py).
+        self._compiler = Compiler(self._pool.config.worker_options,
+                                  start_timeout=self._pool.config.start_timeout,
+                                  idle_seconds=compiler_idle)
         self._quarantine = Quarantine(threshold=quarantine_after, window=quarantine_window,
                                       duration=quarantine_seconds)
         self._plugins: dict[str, PluginInfo] = {}
@@ -152,6 +159,7 @@ class Runtime:
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
         try:
+            self._compiler.start(self._tg)
             await self._pool.start(self._tg)
             self._open = True
             for directory in self.plugin_dirs:
@@ -174,6 +182,8 @@ class Runtime:
         """Stop the workers and the pool's background tasks. The caller's exception (if any)
         propagates unchanged: it is not handed to the task group, which would wrap it."""
         self._open = False
+        with anyio.CancelScope(shield=True):
+            await self._compiler.close()
         await self._pool.close()
         assert self._tg is not None
         self._tg.cancel_scope.cancel()
@@ -195,6 +205,11 @@ class Runtime:
     def worker_pids(self) -> list[int]:
         """Process ids of the live workers (spares included)."""
         return self._pool.pids
+
+    @property
+    def compiler_pid(self) -> int | None:
+        """Process id of the compiler while it runs (it starts on a cache miss, exits when idle)."""
+        return self._compiler.pid
 
     @property
     def confinement(self) -> list[dict[str, Any]]:
@@ -253,7 +268,9 @@ class Runtime:
         self._check_open()
         staged = await self._stager.stage(Path(path), self._pool.engine)
         manifest, digest = staged.manifest, staged.digest
-        facts = await self._load_facts(staged)
+        if staged.artifact is None and staged.facts is None and staged.engine:
+            staged = await self._compile(staged)
+        facts = staged.facts if staged.facts is not None else await self._load_facts(staged)
         report = dict(facts)
         report.update(name=manifest.name, version=manifest.version, sha256=digest,
                       wasm=str(manifest.wasm_path))
@@ -267,7 +284,8 @@ class Runtime:
 
     async def _load_facts(self, staged: Staged, *, prepare: bool = False) -> dict[str, Any]:
         """Load the module into some worker and return its facts. With ``prepare``, the worker
-        also makes the first call's instance right after."""
+        also makes the first call's instance right after. A serving worker compiles only what
+        the compiler could not get into the cache (code too large to send, a full disk)."""
         reply: dict[str, Any] | None = None
         manifest = staged.manifest
         async with self._pool.borrow() as worker:
@@ -299,8 +317,7 @@ class Runtime:
         if artifact is False:
             artifact = await anyio.to_thread.run_sync(self._artifacts.lookup, digest, worker.engine)
         request: dict[str, Any] = {"op": "load", "path": str(staged), "digest": digest,
-                                   "artifact": str(artifact) if artifact else None,
-                                   "want_artifact": artifact is None}
+                                   "artifact": str(artifact) if artifact else None}
         if prepare is not None:
             request["prepare"] = _instance_limits(prepare)
         try:
@@ -316,37 +333,30 @@ class Runtime:
         worker.load_errors.pop(digest, None)
         if prepare is not None:
             worker.note_prepared(digest, reply.get("prepared") is True)
-        encoded = reply.pop("artifact_b64", None)
+        reply.pop("artifact_b64", None)  # never from a serving worker (see compiler.py)
         facts = reply.get("facts")
-        keep = keep_facts and isinstance(facts, dict) and (isinstance(encoded, str) or bool(artifact))
-        if isinstance(encoded, str) or keep:
-            await anyio.to_thread.run_sync(self._store_artifact, digest, worker.engine,
-                                           encoded if isinstance(encoded, str) else None,
-                                           facts if keep else None)
+        if keep_facts and artifact and isinstance(facts, dict):
+            # A cached artifact without facts (an older cache): keep the worker's description.
+            await anyio.to_thread.run_sync(self._artifacts.store_facts, digest, worker.engine, facts)
         return reply
-
-    def _store_artifact(self, digest: str, engine: str, encoded: str | None,
-                        facts: dict[str, Any] | None) -> None:
-        """Store what a worker sent back: a compiled artifact (base64) and/or the module's facts."""
-        if encoded is not None:
-            try:
-                blob = base64.b64decode(encoded, validate=True)
-            except ValueError:
-                return
-            if self._artifacts.store(digest, engine, blob) is None:
-                return
-        if facts is not None:
-            self._artifacts.store_facts(digest, engine, facts)
 
     async def _prepare(self, staged: Staged) -> PluginInfo:
         manifest, digest = staged.manifest, staged.digest
-        # A module in the verified cache is known without asking a worker: its facts were kept
-        # with its artifact. Its load is then sent to a worker without waiting for the reply.
-        known = staged.facts is not None and staged.artifact is not None
+        # A module missing from the cache is compiled by the compiler, which stores it. A module
+        # in the verified cache is known without asking a worker: its facts are kept with its
+        # artifact. Its load is then sent to a worker without waiting for the reply.
+        compiled = staged.artifact is None and staged.facts is None and bool(staged.engine)
+        if compiled:
+            staged = await self._compile(staged)
+        known = staged.facts is not None and staged.artifact is not None and not compiled
         if staged.facts is not None and known:
-            facts = dict(staged.facts, cache="hit", load_ms=None)
+            facts = {"cache": "hit", "load_ms": None, **staged.facts}
         else:
+            # Just compiled (or an older cache without facts): a worker loads it before this
+            # returns, as the first load of a plugin always did.
             facts = await self._load_facts(staged, prepare=True)
+            if compiled:
+                facts = {**facts, "cache": "miss"}
         fit = check_facts(manifest, facts)
         info = PluginInfo(
             name=manifest.name, version=manifest.version, description=manifest.description,
@@ -362,6 +372,41 @@ class Runtime:
         for spare in self._pool.spares:
             self._tg.start_soon(self._warm_spare, spare, info)
         return info
+
+    async def _compile(self, staged: Staged) -> Staged:
+        """Compile a module missing from the cache in the compiler and store what it sends back;
+        ``staged`` again, with the module's facts and (unless it could not be stored) artifact.
+        A module that does not compile is a ``ManifestError``, as it would be from any worker."""
+        manifest, digest, engine = staged.manifest, staged.digest, staged.engine
+        try:
+            reply = await self._compiler.compile(staged.path, digest, backstop=self.load_timeout)
+        except WorkerTimedOut:
+            raise ManifestError(f"the module took longer than {self.load_timeout:g}s to compile",
+                                path=manifest.source, field="entryPoint") from None
+        if not reply.get("ok"):
+            error = reply.get("error") or {}
+            raise ManifestError(str(error.get("message")), path=manifest.source,
+                                field=str(error.get("field") or "entryPoint"))
+        facts, encoded = reply.get("facts"), reply.get("artifact_b64")
+        if not isinstance(facts, dict):
+            raise ProtocolError("the compiler sent a reply without facts")
+        artifact = None
+        if isinstance(encoded, str):
+            artifact = await anyio.to_thread.run_sync(self._store_compiled, digest, engine,
+                                                      encoded, facts)
+        return dataclasses.replace(staged, artifact=artifact, facts=facts)
+
+    def _store_compiled(self, digest: str, engine: str, encoded: str,
+                        facts: dict[str, Any]) -> Path | None:
+        """Store the compiler's artifact (base64) and the module's facts; the artifact's path."""
+        try:
+            blob = base64.b64decode(encoded, validate=True)
+        except ValueError:
+            return None
+        path = self._artifacts.store(digest, engine, blob)
+        if path is not None:
+            self._artifacts.store_facts(digest, engine, facts)
+        return path
 
     async def _load_known(self, staged: Staged, info: PluginInfo) -> None:
         """Send a known plugin's load to a worker and return once the request is in its pipe: the

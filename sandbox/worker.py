@@ -53,6 +53,9 @@ def main(argv: list[str]) -> None:
     in_fd, out_fd, parent_pid = int(argv[0]), int(argv[1]), int(argv[2])
     options: dict[str, Any] = json.loads(argv[3]) if len(argv) > 3 and argv[3] else {}
     confined = bool(options.get("confine", True))
+    # The compiler compiles modules for the supervisor's cache and runs no guest code at all;
+    # a serving worker runs plugins and never hands back compiled code (docs/security.md).
+    compiler = options.get("role") == "compiler"
 
     # 1-3: before any thread exists and before anything touches a plugin.
     layers = [confine.die_with_parent(parent_pid, pdeathsig=bool(options.get("pdeathsig", True)))]
@@ -162,6 +165,10 @@ def main(argv: list[str]) -> None:
             return
         op = request.get("op")
         call_id = request.get("id")
+        if (op == "compile") != compiler and op in ("call", "load", "prepare", "compile"):
+            role = "the compiler" if compiler else "a serving worker"
+            send({"op": "fatal", "error": {"kind": "protocol", "message": f"{op!r} sent to {role}"}})
+            return
         if retiring and op in ("call", "load", "prepare"):
             send({"id": call_id, "ok": False, "error": {
                 "kind": "retired", "message": "the worker retired after a fault; the request did not run"}})
@@ -232,15 +239,27 @@ def main(argv: list[str]) -> None:
             # request is already waiting: it then instantiates for itself).
             limits = request.get("prepare")
             prepare_next = isinstance(limits, dict) and executor.prepared_plugins > 0 and idle()
-            reply: dict[str, Any] = {"id": call_id, "ok": True, "facts": plugin.facts,
-                                     "prepared": prepare_next}
-            if request.get("want_artifact") and plugin.facts.get("cache") == "miss":
-                blob = bytes(plugin.module.serialize())
-                if len(blob) <= MAX_ARTIFACT_BYTES:
-                    reply["artifact_b64"] = base64.b64encode(blob).decode("ascii")
-            send(reply)
+            send({"id": call_id, "ok": True, "facts": plugin.facts, "prepared": prepare_next})
             if prepare_next and isinstance(limits, dict):
                 prepare(plugin, limits, requested=True)
+        elif op == "compile":
+            # Compile, describe and link-check (no instance, so no guest code), send back the
+            # compiled code, keep nothing.
+            try:
+                compiled = load_plugin(engine, executor.linker, str(request["path"]),
+                                       str(request.get("digest", "")))
+            except LoadError as exc:
+                send({"id": call_id, "ok": False,
+                      "error": {"kind": "load", "message": str(exc), "field": exc.field}})
+                continue
+            finally:
+                compiled_since_release = True
+            reply: dict[str, Any] = {"id": call_id, "ok": True, "facts": compiled.facts}
+            blob = bytes(compiled.module.serialize())
+            if len(blob) <= MAX_ARTIFACT_BYTES:
+                reply["artifact_b64"] = base64.b64encode(blob).decode("ascii")
+            del compiled
+            send(reply)
         elif op == "prepare":
             plugin = plugins.get(str(request.get("digest", "")))
             prepared = plugin is not None and executor.prepared_plugins > 0

@@ -65,6 +65,11 @@ def children() -> list[psutil.Process]:
     return result
 
 
+def runtime_pids(rt: Any) -> set[int]:
+    """The processes a runtime owns: its workers and, while it runs, its compiler."""
+    return set(rt.worker_pids) | ({rt.compiler_pid} if rt.compiler_pid is not None else set())
+
+
 def wait_gone(pids: list[int], timeout: float = 2.0) -> list[int]:
     """Wait until none of ``pids`` is alive (zombies count as gone); return the survivors."""
     import time

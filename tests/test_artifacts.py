@@ -21,7 +21,7 @@ def test_a_verified_artifact_is_known_without_reading_until_it_changes(tmp_path:
     assert cache.lookup(DIGEST, ENGINE) is None  # nothing stored
     path = cache.store(DIGEST, ENGINE, b"compiled code")
     assert path is not None
-    assert cache.verified(DIGEST, ENGINE) is False  # stored, not yet verified by this cache
+    assert cache.verified(DIGEST, ENGINE) == path  # written by this cache: known
     assert cache.lookup(DIGEST, ENGINE) == path
     assert cache.verified(DIGEST, ENGINE) == path
     # rewritten behind the cache's back: no longer known, and lookup() refuses it (bad MAC)
@@ -73,12 +73,15 @@ def _reads_of(monkeypatch: pytest.MonkeyPatch, path: Path) -> list[str]:
 def test_a_stamp_lets_a_later_process_skip_reading_an_unchanged_artifact(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = ArtifactCache(tmp_path).store(DIGEST, ENGINE, b"compiled code" * 1000)
-    assert path is not None
+    assert path is not None and path.with_suffix(".ok").exists()  # stamped when written
     reads = _reads_of(monkeypatch, path)
-    assert ArtifactCache(tmp_path).lookup(DIGEST, ENGINE) == path  # verified: read, then stamped
-    assert len(reads) == 1 and path.with_suffix(".ok").exists()
     assert ArtifactCache(tmp_path).lookup(DIGEST, ENGINE) == path  # "another process": stamp only
-    assert len(reads) == 1
+    assert ArtifactCache(tmp_path).lookup(DIGEST, ENGINE) == path
+    assert reads == []
+    path.with_suffix(".ok").unlink()  # no stamp: read and verified once, then stamped again
+    assert ArtifactCache(tmp_path).lookup(DIGEST, ENGINE) == path
+    assert ArtifactCache(tmp_path).lookup(DIGEST, ENGINE) == path
+    assert len(reads) == 1 and path.with_suffix(".ok").exists()
 
 
 def test_a_changed_or_forged_stamp_means_reading_the_artifact_again(

@@ -12,7 +12,7 @@ import anyio.lowlevel
 import psutil
 import pytest
 from structlog.testing import capture_logs
-from support import children, wait_gone, write_plugin
+from support import children, runtime_pids, wait_gone, write_plugin
 
 import cortex_runtime.worker as worker_module
 from cortex_runtime import Runtime
@@ -107,7 +107,7 @@ async def test_idle_workers_and_spares_killed_are_replaced_at_once(
         await wait_for(lambda: len(rt.worker_pids) == 3 and not set(rt.worker_pids) & set(victims),
                        timeout=15)
         assert rt.stats["died_idle"] == 3
-        assert {p.pid for p in children()} == set(rt.worker_pids)
+        assert {p.pid for p in children()} == runtime_pids(rt)
         assert [await rt.call("pool", "echo", i) for i in range(4)] == list(range(4))
         assert rt.stats["started"] == 6
 
@@ -136,7 +136,7 @@ async def test_cancelled_call_kills_its_worker_and_leaks_nothing(tmp_path: Path,
         await wait_for(lambda: len(rt.worker_pids) == 2)
         assert await rt.call("pool", "echo", "after") == "after"
         pids = rt.worker_pids
-        assert {p.pid for p in children()} == set(pids)
+        assert {p.pid for p in children()} == runtime_pids(rt)
     assert not wait_gone(pids)
     assert children() == []
     assert psutil.Process().num_fds() <= fds_before
@@ -170,7 +170,7 @@ async def test_cancellation_at_every_point_of_a_call(tmp_path: Path, plugin_dir:
             await wait_for(lambda: rt.busy_worker_pids == [] and len(rt.worker_pids) == 2)
             assert await rt.call("pool", "echo", checkpoints) == checkpoints
         assert completed == 3 and cancelled >= 1
-        assert {p.pid for p in children()} == set(rt.worker_pids)
+        assert {p.pid for p in children()} == runtime_pids(rt)
     assert children() == []
     assert psutil.Process().num_fds() <= fds_before
 

@@ -11,6 +11,7 @@ import pytest
 from support import POOL_WAT, write_plugin
 
 from cortex_runtime import Runtime
+from cortex_runtime.artifacts import ArtifactCache
 from sandbox.engine import library_path
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/smaps").exists(), reason="needs /proc smaps")
@@ -65,13 +66,17 @@ def test_releasing_the_compilers_code_gives_its_pages_back_and_the_engine_still_
 
 
 @pytest.mark.anyio
-async def test_a_worker_that_compiled_gives_the_compilers_pages_back(tmp_path: Path) -> None:
+async def test_a_serving_worker_that_compiled_gives_the_compilers_pages_back(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Serving workers compile only what the compiler could not get into the cache: here the
+    # disk refuses the artifact, so the worker compiles the module itself.
+    monkeypatch.setattr(ArtifactCache, "store", lambda self, digest, engine, artifact: None)
     folder = write_plugin(tmp_path, "fresh", POOL_WAT.rstrip()[:-1] + '(data (i32.const 8) "residency"))')
     async with Runtime(workers=1, spare_workers=0, cache_dir=tmp_path / "cache") as rt:
         [pid] = rt.worker_pids
         at_start = library_code_kib(pid)
-        plugin = await rt.load(folder)
-        del plugin
+        info = await rt.load(folder)
+        assert info.facts["cache"] == "miss" and isinstance(info.facts["load_ms"], float)
         assert await rt.call("fresh", "echo", {"n": 1}) == {"n": 1}
         # The worker releases when it next waits for a request: before it reads this one.
         assert await rt.call("fresh", "echo", [2]) == [2]
