@@ -426,8 +426,8 @@ def markdown(results: dict[str, Any], *, chart_name: str | None = "benchmarks.pn
         "These runtimes raise `quarantine_after` and `max_restarts` (which exist to stop crash "
         "loops), so that every deliberate trap takes the restart path.",
         "- **Memory.** RSS via psutil. A: the pool's processes after the latency runs (median, "
-        "and the largest), and the compiler process that compiled the plugin, if still running "
-        "(it exits when idle). B and C: a "
+        "and the largest), and the compiler process right after it compiled the cold-start "
+        "copies (it exits when idle). B and C: a "
         "fresh Python process hosting the engine and one plugin (`benchmarks/probe.py`). Per "
         "additional plugin: the RSS slope between the smallest and the largest number of loaded "
         "plugins in the scaling scenario (A: per worker; every worker ends up holding every plugin "
