@@ -18,6 +18,8 @@ from typing import Any
 import wasmtime
 from wasmtime import _ffi as ffi
 
+from .wasmbin import v128_in_interface
+
 WASMTIME_VERSION = _dist_version("wasmtime")
 WASM_MAGIC = b"\x00asm\x01\x00\x00\x00"
 WASI_MODULE = "wasi_snapshot_preview1"
@@ -256,6 +258,18 @@ def compile_module(engine: wasmtime.Engine, wasm: bytes) -> wasmtime.Module:
         raise LoadError(f"the module does not compile: {reason[:400]}") from None
 
 
+def check_interface(wasm: bytes) -> None:
+    """Refuse a module with ``v128`` in an imported or exported function's signature before it is
+    described: describing one aborts the process (see ``sandbox/wasmbin.py``)."""
+    try:
+        where = v128_in_interface(wasm)
+    except (ValueError, IndexError):
+        return  # it compiled, so the reader is what failed: describe it as before
+    if where is not None:
+        raise LoadError(f"{where} has a v128 parameter or result; ABI v1 functions take and "
+                        "return i32 (SIMD inside a module is fine)")
+
+
 def deserialize_artifact(engine: wasmtime.Engine, artifact: str) -> wasmtime.Module | None:
     """The module in the supervisor-vouched compiled ``artifact``, or None if it is stale or
     unreadable (the caller then compiles)."""
@@ -300,7 +314,9 @@ def load_plugin(
     module = deserialize_artifact(engine, artifact) if artifact else None
     cached = module is not None
     if module is None:
-        module = compile_module(engine, read_wasm(path, digest))
+        wasm = read_wasm(path, digest)
+        module = compile_module(engine, wasm)
+        check_interface(wasm)
     facts = describe_module(module)
     check_module_shape(facts)
     try:
