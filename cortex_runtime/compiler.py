@@ -22,7 +22,7 @@ import structlog
 
 from .worker import Worker
 
-log = structlog.get_logger("cortex")
+log = structlog.get_logger("cortex_runtime")
 
 
 class Compiler:
@@ -37,8 +37,6 @@ class Compiler:
         self._tg: anyio.abc.TaskGroup | None = None
         self._busy = 0
         self._last_used = 0.0
-        #: Compiler processes started so far.
-        self.started = 0
 
     def start(self, tg: anyio.abc.TaskGroup) -> None:
         """Run the compiler's background tasks in ``tg`` (the runtime's task group)."""
@@ -76,7 +74,6 @@ class Compiler:
                 await worker.kill()
             worker = self._worker = await Worker.spawn(options=self.options,
                                                        start_timeout=self.start_timeout)
-            self.started += 1
             log.info("compiler.start", compiler_pid=worker.pid)
             assert self._tg is not None, "Compiler.start() was not called"
             self._tg.start_soon(worker.serve)

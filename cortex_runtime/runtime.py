@@ -242,8 +242,8 @@ class Runtime:
         """Load a plugin folder, a ``plugin.json``, or a bare ``.wasm`` (with default limits).
 
         The manifest is checked against the module's exports and imports before this returns
-        (``ManifestError`` otherwise). A module not yet in the compiled cache is compiled by a
-        worker first; one already there is known from the facts cached with it, and a worker
+        (``ManifestError`` otherwise). A module not yet in the compiled cache is compiled by the
+        compiler process first; one already there is known from the facts cached with it, and a worker
         loads it in the background: should that fail after all, the plugin's first call raises
         ``WorkerCrashed`` with the reason."""
         self._check_open()
@@ -268,7 +268,7 @@ class Runtime:
         self._check_open()
         staged = await self._stager.stage(Path(path), self._pool.engine)
         manifest, digest = staged.manifest, staged.digest
-        if staged.artifact is None and staged.facts is None and staged.engine:
+        if staged.uncompiled:
             staged = await self._compile(staged)
         facts = staged.facts if staged.facts is not None else await self._load_facts(staged)
         report = dict(facts)
@@ -345,7 +345,7 @@ class Runtime:
         # A module missing from the cache is compiled by the compiler, which stores it. A module
         # in the verified cache is known without asking a worker: its facts are kept with its
         # artifact. Its load is then sent to a worker without waiting for the reply.
-        compiled = staged.artifact is None and staged.facts is None and bool(staged.engine)
+        compiled = staged.uncompiled
         if compiled:
             staged = await self._compile(staged)
         known = staged.facts is not None and staged.artifact is not None and not compiled

@@ -39,6 +39,11 @@ class Staged:
     #: The module's facts kept with that artifact (None: a worker must describe the module).
     facts: dict[str, Any] | None = None
 
+    @property
+    def uncompiled(self) -> bool:
+        """Neither in the compiled cache nor described there yet: the compiler's work."""
+        return self.artifact is None and self.facts is None and bool(self.engine)
+
 
 class Stager:
     """Stages plugins into ``<cache_dir>/wasm/<sha256>.wasm``."""
