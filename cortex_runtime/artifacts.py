@@ -111,10 +111,13 @@ class ArtifactCache:
     def _stamp_path(artifact: Path) -> Path:
         return artifact.with_suffix(".ok")
 
+    def _tag(self, magic: bytes, digest: str, engine: str, body: bytes) -> bytes:
+        """``magic`` + the HMAC of what a stamp or facts file vouches for, about one artifact."""
+        message = b"/".join([magic, digest.encode(), engine.encode(), body])
+        return magic + hmac.new(self._ensure(), message, "sha256").digest()
+
     def _stamp(self, digest: str, engine: str, identity: tuple[int, ...]) -> bytes:
-        message = b"/".join([_STAMP_MAGIC, digest.encode(), engine.encode(),
-                             *(str(n).encode() for n in identity)])
-        return _STAMP_MAGIC + hmac.new(self._ensure(), message, "sha256").digest()
+        return self._tag(_STAMP_MAGIC, digest, engine, b",".join(str(n).encode() for n in identity))
 
     def _stamped(self, path: Path, digest: str, engine: str, identity: tuple[int, ...]) -> bool:
         try:
@@ -128,11 +131,6 @@ class ArtifactCache:
     def _facts_path(artifact: Path) -> Path:
         return artifact.with_suffix(".facts")
 
-    def _facts_mac(self, digest: str, engine: str, body: bytes) -> bytes:
-        mac = hmac.new(self._ensure(), _FACTS_MAGIC + digest.encode() + b"/" + engine.encode() + b"/"
-                       + body, "sha256")
-        return _FACTS_MAGIC + mac.digest()
-
     def facts(self, digest: str, engine: str) -> dict[str, Any] | None:
         """The module facts stored with the artifact, if present and their MAC matches."""
         path = self._facts_path(self.path_for(digest, engine))
@@ -141,7 +139,7 @@ class ArtifactCache:
                 data = f.read(MAX_FACTS_BYTES + 1)
             tag, body = data[:len(_FACTS_MAGIC) + _MAC_SIZE], data[len(_FACTS_MAGIC) + _MAC_SIZE:]
             if len(data) > MAX_FACTS_BYTES or not hmac.compare_digest(
-                    tag, self._facts_mac(digest, engine, body)):
+                    tag, self._tag(_FACTS_MAGIC, digest, engine, body)):
                 return None
             facts = orjson.loads(body)
         except (OSError, orjson.JSONDecodeError):
@@ -153,7 +151,7 @@ class ArtifactCache:
         body = orjson.dumps({k: v for k, v in facts.items() if k not in _PER_LOAD_FACTS})
         with contextlib.suppress(OSError):
             _write_atomically(self._facts_path(self.path_for(digest, engine)),
-                              self._facts_mac(digest, engine, body) + body)
+                              self._tag(_FACTS_MAGIC, digest, engine, body) + body)
 
     def forget_facts(self, digest: str, engine: str) -> None:
         with contextlib.suppress(OSError):
