@@ -23,7 +23,7 @@ import os
 import secrets
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 
@@ -54,9 +54,9 @@ class ArtifactCache:
     def path_for(self, digest: str, engine: str) -> Path:
         return self.compiled / f"{digest}-{engine}.cwasm"
 
-    def verified(self, digest: str, engine: str) -> Path | bool | None:
+    def verified(self, digest: str, engine: str) -> Path | Literal[False] | None:
         """Without reading the file: its path if this cache verified it and it is unchanged,
-        False if that is not known (then ``lookup``, which reads it)."""
+        None if it is gone, False if that is not known (then ``lookup``, which reads it)."""
         path = self.path_for(digest, engine)
         known = self._verified.get(path)
         if known is None:

@@ -8,11 +8,11 @@ import contextlib
 import dataclasses
 import os
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 
 import anyio
 import anyio.abc
@@ -45,7 +45,7 @@ from .manifest import MANIFEST_NAME, Manifest
 from .pool import PoolConfig, WorkerPool
 from .quarantine import Quarantine
 from .staging import Staged, Stager
-from .worker import FATAL_KINDS, RETIRED, Worker, WorkerGone, WorkerTimedOut
+from .worker import FATAL_KINDS, RETIRED, InFlight, Worker, WorkerGone, WorkerTimedOut
 
 log = structlog.get_logger("cortex_runtime")
 
@@ -289,7 +289,8 @@ class Runtime:
         reply: dict[str, Any] | None = None
         manifest = staged.manifest
         async with self._pool.borrow() as worker:
-            artifact = staged.artifact if worker.engine == staged.engine else False
+            artifact: Path | Literal[False] | None = (
+                staged.artifact if worker.engine == staged.engine else False)
             reply = await self._load_into(worker, staged.path, staged.digest, artifact,
                                           prepare=manifest if prepare else None,
                                           keep_facts=staged.facts is None)
@@ -304,24 +305,37 @@ class Runtime:
         return facts
 
     async def _load_into(self, worker: Worker, staged: Path, digest: str,
-                         artifact: Path | bool | None = False, *,
-                         prepare: Manifest | None = None, keep_facts: bool = False,
-                         sent: Callable[[], None] | None = None) -> dict[str, Any]:
+                         artifact: Path | Literal[False] | None = False, *,
+                         prepare: Manifest | None = None, keep_facts: bool = False) -> dict[str, Any]:
         """Load a module into ``worker``; a load slower than ``load_timeout`` dooms the worker.
         ``artifact``: the compiled artifact already looked up (a path or None), or False.
         ``prepare``: the plugin's manifest, to have the worker make an instance for its next
         call right after its reply (one round trip instead of two). ``keep_facts``: store the
-        module's facts beside its artifact. ``sent``: called once the request is in the pipe."""
-        if artifact is False:
-            artifact = self._artifacts.verified(digest, worker.engine)
-        if artifact is False:
-            artifact = await anyio.to_thread.run_sync(self._artifacts.lookup, digest, worker.engine)
+        module's facts beside its artifact."""
+        sent, artifact = await self._send_load(worker, staged, digest, artifact, prepare=prepare)
+        return await self._load_reply(worker, sent, digest, artifact, prepare=prepare,
+                                      keep_facts=keep_facts)
+
+    async def _send_load(self, worker: Worker, staged: Path, digest: str,
+                         known: Path | Literal[False] | None, *,
+                         prepare: Manifest | None) -> tuple[InFlight, Path | None]:
+        """The first half of :meth:`_load_into`: the load request, in ``worker``'s pipe, and
+        the artifact it names."""
+        found = self._artifacts.verified(digest, worker.engine) if known is False else known
+        artifact = found if found is not False else await anyio.to_thread.run_sync(
+            self._artifacts.lookup, digest, worker.engine)
         request: dict[str, Any] = {"op": "load", "path": str(staged), "digest": digest,
                                    "artifact": str(artifact) if artifact else None}
         if prepare is not None:
             request["prepare"] = _instance_limits(prepare)
+        return await worker.submit(request, backstop=self.load_timeout), artifact
+
+    async def _load_reply(self, worker: Worker, sent: InFlight, digest: str,
+                          artifact: Path | None, *, prepare: Manifest | None,
+                          keep_facts: bool) -> dict[str, Any]:
+        """The second half of :meth:`_load_into`: wait for the worker's reply and record it."""
         try:
-            reply = await worker.request(request, backstop=self.load_timeout, sent=sent)
+            reply = await worker.reply_to(sent)
         except WorkerTimedOut:
             reply = {"ok": False, "error": {
                 "message": f"the module took longer than {self.load_timeout:g}s to compile",
@@ -413,45 +427,51 @@ class Runtime:
         plugin's first call goes to that worker and runs right after the load (pipelined)
         instead of waiting a round trip for its reply. A load that fails there after all (the
         artifact vanished, the worker died) fails that call, with the reason."""
-        assert self._tg is not None
-        await self._tg.start(self._finish_known_load, staged, info)
-
-    async def _finish_known_load(self, staged: Staged, info: PluginInfo, *,
-                                 task_status: anyio.abc.TaskStatus[None]) -> None:
-        digest, announced = info.sha256, False
+        digest = info.sha256
         try:
             worker = await self._pool.acquire()
         except CortexError:  # closed or overloaded: the first call loads it itself
-            task_status.started()
             return
-
-        def sent() -> None:
-            nonlocal announced
-            worker.load_sent.add(digest)
-            announced = True
-            task_status.started()
-
-        try:
-            if digest in worker.loaded or digest in worker.loading:
-                return
-            done = worker.loading[digest] = anyio.Event()
-            try:
-                artifact = staged.artifact if worker.engine == staged.engine else False
-                reply = await self._load_into(worker, staged.path, digest, artifact,
-                                              prepare=info.manifest, sent=sent)
-                if reply.get("ok") and _describes_another_module(reply.get("facts"), staged.facts):
-                    log.warning("plugin.cached_facts_differ", plugin=info.name, sha256=digest[:12])
-                    self._artifacts.forget_facts(digest, staged.engine)
-            except CortexError as exc:
-                worker.load_errors[digest] = str(exc)
-            finally:
-                worker.load_sent.discard(digest)
-                del worker.loading[digest]
-                done.set()
-        finally:
+        if digest in worker.loaded or digest in worker.loading:
             self._pool.release(worker)
-            if not announced:
-                task_status.started()
+            return
+        done = worker.loading[digest] = anyio.Event()
+        known: Path | Literal[False] | None = (
+            staged.artifact if worker.engine == staged.engine else False)
+        try:
+            sent, artifact = await self._send_load(worker, staged.path, digest, known,
+                                                   prepare=info.manifest)
+        except BaseException as exc:
+            if isinstance(exc, CortexError):
+                worker.load_errors[digest] = str(exc)
+            self._loaded_known(worker, digest, done)
+            if isinstance(exc, CortexError):
+                return
+            raise
+        worker.load_sent.add(digest)
+        assert self._tg is not None
+        self._tg.start_soon(self._finish_known_load, worker, sent, artifact, staged, info, done)
+
+    async def _finish_known_load(self, worker: Worker, sent: InFlight, artifact: Path | None,
+                                 staged: Staged, info: PluginInfo, done: anyio.Event) -> None:
+        digest = info.sha256
+        try:
+            reply = await self._load_reply(worker, sent, digest, artifact, prepare=info.manifest,
+                                           keep_facts=False)
+            if reply.get("ok") and _describes_another_module(reply.get("facts"), staged.facts):
+                log.warning("plugin.cached_facts_differ", plugin=info.name, sha256=digest[:12])
+                self._artifacts.forget_facts(digest, staged.engine)
+        except CortexError as exc:
+            worker.load_errors[digest] = str(exc)
+        finally:
+            self._loaded_known(worker, digest, done)
+
+    def _loaded_known(self, worker: Worker, digest: str, done: anyio.Event) -> None:
+        """A known load is over (answered or failed): calls waiting on it may go on."""
+        worker.load_sent.discard(digest)
+        del worker.loading[digest]
+        done.set()
+        self._pool.release(worker)
 
     @staticmethod
     def _prepare_request(info: PluginInfo) -> dict[str, Any]:

@@ -90,7 +90,7 @@ class Worker:
         #: From the hello: the engine fingerprint (artifact cache key) and confinement layers.
         self.engine = ""
         self.layers: list[dict[str, Any]] = []
-        self._inflight: collections.deque[_Pending] = collections.deque()
+        self._inflight: collections.deque[InFlight] = collections.deque()
         self._send_lock = anyio.Lock(fast_acquire=True)
         self._wakeup = anyio.Event()
         #: Set once the channel died; later requests fail at once with ``WorkerGone``.
@@ -260,19 +260,23 @@ class Worker:
     # deadline, and if the worker dies, it alone may have run; those behind it get ``WorkerGone``.
 
     async def request(self, message: dict[str, Any], *, payload: bytes | None = None,
-                      backstop: float | None = None,
-                      sent: Callable[[], None] | None = None) -> dict[str, Any]:
+                      backstop: float | None = None) -> dict[str, Any]:
         """Send one request and return its reply. ``payload`` (JSON bytes) goes as the frame's attachment.
-        ``sent`` is called once the request is in the pipe (a request sent later runs after it).
 
         ``backstop`` (seconds, counted from when the request starts running) bounds the wait: past
         it the worker is killed and ``WorkerTimedOut`` raised. Cancelling a request that is
         running kills the worker too (its state is unknown); one still queued is only abandoned.
         """
+        return await self.reply_to(await self.submit(message, payload=payload, backstop=backstop))
+
+    async def submit(self, message: dict[str, Any], *, payload: bytes | None = None,
+                     backstop: float | None = None) -> InFlight:
+        """The first half of :meth:`request`: once this returns, the request is in the pipe (a
+        request sent later runs after it). Its reply is :meth:`reply_to`'s to wait for."""
         if self._closed or self.failed is not None:
             raise WorkerGone(self.exit_description())
         self._next_id += 1
-        pending = _Pending(self._next_id, backstop)
+        pending = InFlight(self._next_id, backstop)
         try:
             frame = _frame(message, pending.call_id, payload)
         except FrameError as exc:
@@ -285,8 +289,10 @@ class Worker:
                 pending.started = time.monotonic()
             self._inflight.append(pending)
             self._wakeup.set()
-            if sent is not None:
-                sent()
+        return pending
+
+    async def reply_to(self, pending: InFlight) -> dict[str, Any]:
+        """The reply to a request :meth:`submit` sent (the second half of :meth:`request`)."""
         try:
             await pending.done.wait()
         except BaseException:
@@ -437,7 +443,7 @@ class Worker:
             await self.process.wait()
 
 
-class _Pending:
+class InFlight:
     """One request in flight: its id, backstop, and (once done) its reply or error."""
 
     __slots__ = ("abandoned", "backstop", "call_id", "done", "error", "reply", "started")

@@ -18,6 +18,7 @@ from typing import Any
 import wasmtime
 from wasmtime import _ffi as ffi
 
+from .describe import module_exports, module_imports
 from .wasmbin import v128_in_interface
 
 WASMTIME_VERSION = _dist_version("wasmtime")
@@ -143,44 +144,10 @@ class LoadedPlugin:
     facts: dict[str, Any] = field(default_factory=dict)
 
 
-def _valtypes(types: Any) -> list[str]:
-    return [str(t) for t in types]
-
-
 def describe_module(module: wasmtime.Module) -> dict[str, Any]:
     """Exports, imports and memory of ``module`` as plain JSON-able data."""
-    exports: list[dict[str, Any]] = []
-    for export in module.exports:
-        ty = export.type
-        if isinstance(ty, wasmtime.FuncType):
-            exports.append(
-                {"name": export.name, "kind": "func", "params": _valtypes(ty.params),
-                 "results": _valtypes(ty.results)}
-            )
-        elif isinstance(ty, wasmtime.MemoryType):
-            exports.append(
-                {"name": export.name, "kind": "memory", "min_pages": ty.limits.min,
-                 "max_pages": ty.limits.max, "memory64": ty.is_64, "shared": ty.is_shared}
-            )
-        elif isinstance(ty, wasmtime.TableType):
-            exports.append({"name": export.name, "kind": "table"})
-        elif isinstance(ty, wasmtime.GlobalType):
-            exports.append({"name": export.name, "kind": "global"})
-        else:
-            exports.append({"name": export.name, "kind": type(ty).__name__})
-    imports: list[dict[str, Any]] = []
-    for imp in module.imports:
-        ty = imp.type
-        entry: dict[str, Any] = {"module": imp.module, "name": imp.name}
-        if isinstance(ty, wasmtime.FuncType):
-            entry.update(kind="func", params=_valtypes(ty.params), results=_valtypes(ty.results))
-        elif isinstance(ty, wasmtime.MemoryType):
-            entry["kind"] = "memory"
-        elif isinstance(ty, wasmtime.TableType):
-            entry["kind"] = "table"
-        else:
-            entry["kind"] = "global"
-        imports.append(entry)
+    exports = module_exports(module)
+    imports = module_imports(module)
     capabilities = [
         e["name"] for e in exports
         if e["kind"] == "func" and e["params"] == ["i32", "i32"] and e["results"] == ["i32"]
