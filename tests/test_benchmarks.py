@@ -146,3 +146,14 @@ def test_cold_start_used_the_cache_as_intended(quick_run: tuple[Path, dict[str, 
     cold = results["details"]["cold_start"]
     assert cold["A_cold"] and all(e["cache"] == "miss" for e in cold["A_cold"])
     assert cold["A_warm"] and all(e["cache"] == "hit" for e in cold["A_warm"])
+
+
+def test_the_time_breakdown_has_every_layer(quick_run: tuple[Path, dict[str, Any], str]) -> None:
+    # "Where the time goes" reaches into private internals; a layer it could not measure is
+    # reported as "<name>_error" instead of failing the run, so the run alone does not show it.
+    _, results, _ = quick_run
+    profile = results["details"]["profile"]
+    assert not {k: v for k, v in profile.items() if k.endswith("_error")}
+    for layer in ("runtime_call_us", "worker_request_us", "worker_elapsed_us", "d_echo_us",
+                  "executor_call_us", "executor_call_prepared_us", "b_call_us"):
+        assert isinstance(profile[layer], (int, float)) and profile[layer] > 0, layer
