@@ -1,10 +1,12 @@
 """A module's exports and imports, read straight from Wasmtime's C API.
 
 wasmtime-py's ``Module.exports`` wraps every export type, function type and value type in a
-Python object with a finaliser: describing a 7-export module took ~80 µs, a quarter of a cached
-plugin's load in a worker. This walks the same C vectors with the raw bindings and frees them
-once (~4x faster). ``tests/test_describe.py`` holds it to wasmtime-py's answer on every module
-of the conformance corpus and on generated ones.
+Python object with a finaliser: describing the benchmark plugin's 7 exports took ~80 µs, a third
+of a cached plugin's load in a worker. This walks the same C vectors through foreign functions of
+its own, declared on plain addresses (no pointer-type checks) and keeping the GIL (each call is a
+few instructions; releasing and retaking the GIL around it cost more, and invited the epoch
+ticker's thread in), and frees each vector once. ``tests/test_describe.py`` holds it to
+wasmtime-py's answer on every module of the conformance corpus and on generated ones.
 
 Callers must have refused modules with ``v128`` in an exported or imported signature first:
 the C API cannot express that type and aborts the process (``sandbox/wasmbin.py``).
@@ -13,80 +15,117 @@ the C API cannot express that type and aborts the process (``sandbox/wasmbin.py`
 from __future__ import annotations
 
 import ctypes
-from typing import Any, cast
+from collections.abc import Callable
+from typing import Any
 
 import wasmtime
 from wasmtime import _ffi as ffi
 
-_VALTYPE_NAMES = {
-    ffi.WASM_I32.value: "i32", ffi.WASM_I64.value: "i64", ffi.WASM_F32.value: "f32",
-    ffi.WASM_F64.value: "f64", ffi.WASM_ANYREF.value: "anyref", ffi.WASM_FUNCREF.value: "funcref",
-}
+_P = ctypes.c_void_p
+_VALTYPE_NAMES = {0: "i32", 1: "i64", 2: "f32", 3: "f64", 128: "anyref", 129: "funcref"}
 # wasm.h's wasm_externkind_enum (the generated Python enum in wasmtime._bindings counts from 1).
 _FUNC, _GLOBAL, _TABLE, _MEMORY = 0, 1, 2, 3
+
+
+def _c(name: str, restype: Any, *argtypes: Any) -> Callable[..., Any]:
+    """A new foreign function for ``name`` (the library's cached one belongs to wasmtime-py)."""
+    return ctypes.PYFUNCTYPE(restype, *argtypes)((name, ffi.dll))
+
+
+class _Vec(ctypes.Structure):
+    """wasm.h's ``wasm_*_vec_t`` of pointers (and, read as bytes, ``wasm_name_t``)."""
+
+    _fields_ = [("size", ctypes.c_size_t), ("data", ctypes.POINTER(_P))]
+
+
+_VecPtr = ctypes.POINTER(_Vec)
+_module_exports = _c("wasmtime_module_exports", None, _P, _VecPtr)
+_module_imports = _c("wasmtime_module_imports", None, _P, _VecPtr)
+_exports_delete = _c("wasm_exporttype_vec_delete", None, _VecPtr)
+_imports_delete = _c("wasm_importtype_vec_delete", None, _VecPtr)
+_export_name = _c("wasm_exporttype_name", _VecPtr, _P)
+_export_type = _c("wasm_exporttype_type", _P, _P)
+_import_module = _c("wasm_importtype_module", _VecPtr, _P)
+_import_name = _c("wasm_importtype_name", _VecPtr, _P)
+_import_type = _c("wasm_importtype_type", _P, _P)
+_extern_kind = _c("wasm_externtype_kind", ctypes.c_uint8, _P)
+_as_functype = _c("wasm_externtype_as_functype_const", _P, _P)
+_as_memorytype = _c("wasm_externtype_as_memorytype_const", _P, _P)
+_params = _c("wasm_functype_params", _VecPtr, _P)
+_results = _c("wasm_functype_results", _VecPtr, _P)
+_valtype_kind = _c("wasm_valtype_kind", ctypes.c_uint8, _P)
+_memory_minimum = _c("wasmtime_memorytype_minimum", ctypes.c_uint64, _P)
+_memory_maximum = _c("wasmtime_memorytype_maximum", ctypes.c_bool, _P,
+                     ctypes.POINTER(ctypes.c_uint64))
+_memory_is64 = _c("wasmtime_memorytype_is64", ctypes.c_bool, _P)
+_memory_shared = _c("wasmtime_memorytype_isshared", ctypes.c_bool, _P)
+
+
+def _module_address(module: wasmtime.Module) -> int:
+    return ctypes.cast(module.ptr(), _P).value or 0
 
 
 def module_exports(module: wasmtime.Module) -> list[dict[str, Any]]:
     """Each export as ``{"name", "kind", ...}``: a function's ``params`` and ``results``, a
     memory's ``min_pages``, ``max_pages`` (None: unbounded), ``memory64`` and ``shared``."""
-    vec = ffi.wasm_exporttype_vec_t()
-    ffi.wasmtime_module_exports(module.ptr(), ctypes.byref(vec))
+    vec = _Vec()
+    _module_exports(_module_address(module), ctypes.byref(vec))
     try:
         exports = []
         for i in range(vec.size):
             item = vec.data[i]
-            entry: dict[str, Any] = {"name": _name(ffi.wasm_exporttype_name(item))}
-            entry.update(_extern(ffi.wasm_exporttype_type(item), memory_details=True))
+            entry: dict[str, Any] = {"name": _name(_export_name(item))}
+            entry.update(_extern(_export_type(item), memory_details=True))
             exports.append(entry)
         return exports
     finally:
-        ffi.wasm_exporttype_vec_delete(ctypes.byref(vec))
+        _exports_delete(ctypes.byref(vec))
 
 
 def module_imports(module: wasmtime.Module) -> list[dict[str, Any]]:
     """Each import as ``{"module", "name", "kind"}``, with a function's ``params`` and ``results``."""
-    vec = ffi.wasm_importtype_vec_t()
-    ffi.wasmtime_module_imports(module.ptr(), ctypes.byref(vec))
+    vec = _Vec()
+    _module_imports(_module_address(module), ctypes.byref(vec))
     try:
         imports = []
         for i in range(vec.size):
             item = vec.data[i]
-            entry: dict[str, Any] = {"module": _name(ffi.wasm_importtype_module(item)),
-                                     "name": _name(ffi.wasm_importtype_name(item))}
-            entry.update(_extern(ffi.wasm_importtype_type(item), memory_details=False))
+            entry: dict[str, Any] = {"module": _name(_import_module(item)),
+                                     "name": _name(_import_name(item))}
+            entry.update(_extern(_import_type(item), memory_details=False))
             imports.append(entry)
         return imports
     finally:
-        ffi.wasm_importtype_vec_delete(ctypes.byref(vec))
+        _imports_delete(ctypes.byref(vec))
 
 
 def _name(name: Any) -> str:
     vec = name.contents
-    return ctypes.string_at(vec.data, vec.size).decode("utf-8")
+    return ctypes.string_at(ctypes.cast(vec.data, _P), vec.size).decode("utf-8")
 
 
 def _valtypes(vec: Any) -> list[str]:
     items = vec.contents
-    kinds = (cast(int, ffi.wasm_valtype_kind(items.data[i])) for i in range(items.size))
-    return [_VALTYPE_NAMES.get(kind, f"ValType({kind})") for kind in kinds]
+    data = items.data
+    return [_VALTYPE_NAMES.get(kind, f"ValType({kind})")
+            for kind in (_valtype_kind(data[i]) for i in range(items.size))]
 
 
-def _extern(ty: Any, *, memory_details: bool) -> dict[str, Any]:
-    kind = cast(int, ffi.wasm_externtype_kind(ty))  # ctypes returns c_uint8 results as int
+def _extern(ty: int, *, memory_details: bool) -> dict[str, Any]:
+    kind = _extern_kind(ty)
     if kind == _FUNC:
-        func = ffi.wasm_externtype_as_functype_const(ty)
-        return {"kind": "func", "params": _valtypes(ffi.wasm_functype_params(func)),
-                "results": _valtypes(ffi.wasm_functype_results(func))}
+        func = _as_functype(ty)
+        return {"kind": "func", "params": _valtypes(_params(func)),
+                "results": _valtypes(_results(func))}
     if kind == _MEMORY:
         if not memory_details:
             return {"kind": "memory"}
-        memory = ffi.wasm_externtype_as_memorytype_const(ty)
+        memory = _as_memorytype(ty)
         maximum = ctypes.c_uint64(0)
-        bounded = ffi.wasmtime_memorytype_maximum(memory, ctypes.byref(maximum))
-        return {"kind": "memory", "min_pages": ffi.wasmtime_memorytype_minimum(memory),
+        bounded = _memory_maximum(memory, ctypes.byref(maximum))
+        return {"kind": "memory", "min_pages": _memory_minimum(memory),
                 "max_pages": maximum.value if bounded else None,
-                "memory64": bool(ffi.wasmtime_memorytype_is64(memory)),
-                "shared": bool(ffi.wasmtime_memorytype_isshared(memory))}
+                "memory64": _memory_is64(memory), "shared": _memory_shared(memory)}
     if kind == _TABLE:
         return {"kind": "table"}
     if kind == _GLOBAL:
