@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -249,20 +250,23 @@ def _parse_capabilities(top: _Reader, source: str) -> dict[str, Capability] | No
 def load_manifest(path: str | os.PathLike[str]) -> Manifest:
     """Load a plugin from a folder (holding ``plugin.json``) or from a manifest file's path."""
     target = Path(path)
-    manifest_path = target / MANIFEST_NAME if target.is_dir() else target
-    shown = str(manifest_path)
     try:
-        if manifest_path.exists() and not manifest_path.is_file():
-            # a directory, FIFO or device: reading it could fail oddly or block forever
-            raise ManifestError("is not a regular file", path=shown)
+        manifest_path, regular = _manifest_file(target)
+    except ValueError:  # e.g. a NUL byte in the path
+        raise ManifestError("is not a valid path", path=str(target)) from None
+    shown = str(manifest_path)
+    if regular is None:
+        raise ManifestError("no plugin.json here", path=shown)
+    if not regular:
+        # a directory, FIFO or device: reading it could fail oddly or block forever
+        raise ManifestError("is not a regular file", path=shown)
+    try:
         with open(manifest_path, "rb") as f:
             raw = f.read(MAX_MANIFEST_BYTES + 1)
     except FileNotFoundError:
         raise ManifestError("no plugin.json here", path=shown) from None
     except OSError as exc:
         raise ManifestError(f"cannot read the manifest: {exc.strerror}", path=shown) from None
-    except ValueError:  # e.g. a NUL byte in the path
-        raise ManifestError("is not a valid path", path=shown) from None
     if len(raw) > MAX_MANIFEST_BYTES:
         raise ManifestError(f"the manifest is larger than {MAX_MANIFEST_BYTES} bytes", path=shown)
     try:
@@ -275,6 +279,29 @@ def load_manifest(path: str | os.PathLike[str]) -> Manifest:
         raise ManifestError(f"{manifest.entry_point!r} does not exist in {manifest.root}",
                             path=shown, field="entryPoint")
     return manifest
+
+
+def _manifest_file(target: Path) -> tuple[Path, bool | None]:
+    """Where the manifest of ``target`` (a folder or a manifest's path) is, and whether it is a
+    regular file (None: it does not exist; True when its status cannot be read either: reading it
+    then reports why). One ``stat`` in the common case, a folder holding its plugin.json."""
+    inside = target / MANIFEST_NAME
+    try:
+        return inside, stat.S_ISREG(os.stat(inside).st_mode)
+    except NotADirectoryError:
+        pass  # target is a file: the manifest itself
+    except FileNotFoundError:
+        if os.path.isdir(target):
+            return inside, None
+    except OSError:
+        if os.path.isdir(target):
+            return inside, True
+    try:
+        return target, stat.S_ISREG(os.stat(target).st_mode)
+    except FileNotFoundError:
+        return target, None
+    except OSError:
+        return target, True
 
 
 def manifest_for_wasm(path: str | os.PathLike[str], **overrides: Any) -> Manifest:

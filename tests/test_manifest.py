@@ -647,6 +647,23 @@ def test_load_plugin_json_that_is_a_directory(tmp_path: Path) -> None:
         load_manifest(tmp_path / "odd")
 
 
+def test_load_plugin_json_that_is_a_fifo(tmp_path: Path) -> None:
+    # Opening a FIFO for reading would block until a writer came: refused from its status alone.
+    (tmp_path / "fifo").mkdir()
+    os.mkfifo(tmp_path / "fifo" / MANIFEST_NAME)
+    with pytest.raises(ManifestError, match="not a regular file") as info:
+        load_manifest(tmp_path / "fifo")
+    assert info.value.path == str(tmp_path / "fifo" / MANIFEST_NAME)
+
+
+def test_load_manifest_path_below_a_file(tmp_path: Path) -> None:
+    # "<file>/plugin.json" does not exist because <file> is no folder: the file is the manifest.
+    (tmp_path / "custom.json").write_text("{")
+    with pytest.raises(ManifestError, match="not valid JSON") as info:
+        load_manifest(tmp_path / "custom.json")
+    assert info.value.path == str(tmp_path / "custom.json")
+
+
 def test_load_path_with_nul_byte() -> None:
     with pytest.raises(ManifestError):
         load_manifest("bad\x00path")
