@@ -188,7 +188,7 @@ def breakdown_section(results: dict[str, Any]) -> str:
     line("`Runtime.call`, end to end (A)", total, "public API, tiny transform, p50")
     if request is not None and total is not None:
         line("… supervisor: `Runtime.call` checks, input encoding, pool borrow/return", total - request,
-             "A − one raw `Worker.request` on a borrowed worker")
+             "A − one raw `Worker.request` on a worker holding the plugin")
     if request is not None and elapsed is not None and echo is not None:
         line("… IPC round trip alone (the floor D)", echo, "raw echo of the same bytes")
         line("… frames (JSON encode/decode, both sides) + worker loop", request - elapsed - echo,
@@ -372,8 +372,8 @@ def markdown(results: dict[str, Any], *, chart_name: str | None = "benchmarks.pn
         "## Where the time goes in A",
         "",
         "The tiny call measured layer by layer in the same run (p50, µs). The raw request uses the "
-        "runtime's private worker handle (`Worker.request` on a borrowed worker), bypassing "
-        "`Runtime.call` and the pool; `elapsed_us` is what the worker reports for its "
+        "runtime's private worker handle (`Worker.request` on a worker that has the plugin "
+        "loaded), bypassing `Runtime.call` and the pool; `elapsed_us` is what the worker reports for its "
         "`Executor.call` (its own clock, from receiving the request to having the result). The "
         "rows are medians measured separately, so they add up only approximately.",
         "",
