@@ -29,6 +29,10 @@ from .worker import Worker
 
 log = structlog.get_logger("cortex_runtime")
 
+#: Up to this many requests in a worker's line, a worker that has the plugin is preferred to one
+#: that would have to load it (a load costs about as much as a few calls).
+AFFINITY_LINE = 4
+
 
 @dataclass
 class PoolConfig:
@@ -48,8 +52,12 @@ class PoolConfig:
     start_timeout: float = 20.0
     #: Seconds between a spare going into service and the start of its own replacement.
     spare_settle: float = 0.1
-    #: Requests one worker may hold at once (1 = no pipelining).
-    pipeline_depth: int = 4
+    #: Requests one worker may hold at once, at most (1 = no pipelining).
+    pipeline_depth: int = 64
+    #: How long (seconds) a request may expect to wait behind those already in a worker's line:
+    #: a worker takes as many as its recent requests' service time fits in this (at least 1;
+    #: tiny calls ~30, 1 ms calls 4, slower ones 1).
+    pipeline_budget: float = 0.004
     #: Queue behind a running request only if it started less than this long ago (seconds), so a
     #: call does not wait behind a slow one while another worker could soon take it.
     pipeline_max_head_age: float = 0.002
@@ -216,14 +224,29 @@ class WorkerPool:
             if not self._serviceable(worker):
                 continue
             idle = worker.lent == 0 and worker.inflight == 0
-            if not idle and not (worker.lent < config.pipeline_depth
+            if not idle and not (worker.lent < self._line_limit(worker) and worker.accepts_more
                                  and worker.head_age() < config.pipeline_max_head_age):
                 continue
-            has_plugin = prefer in worker.loaded or prefer in worker.load_sent
-            rank = (has_plugin, idle, prefer in worker.prepared, -worker.inflight, -worker.last_used)
+            # The line: requests written (abandoned ones too) or about to be (lent, not yet sent:
+            # callers that acquired in the same event-loop turn have not written yet).
+            line = max(worker.lent, worker.inflight)
+            # Having the plugin outranks all else only while the line is short: past that, a
+            # worker without it is worth one load, or under sustained load one worker would get
+            # every call while another sat idle.
+            affine = line < AFFINITY_LINE and (prefer in worker.loaded or prefer in worker.load_sent)
+            rank = (affine, idle, prefer in worker.prepared, -line, -worker.last_used)
             if best is None or rank > best_rank:
                 best, best_rank = worker, rank
         return best
+
+    def _line_limit(self, worker: Worker) -> int:
+        """How many requests ``worker`` may hold: as many as its recent service time fits in
+        ``pipeline_budget`` (deep lines for tiny calls keep a busy worker from ever waiting for
+        the supervisor; short ones for slow calls bound the wait behind them)."""
+        config = self.config
+        if worker.service_time <= 0:
+            return min(config.pipeline_depth, AFFINITY_LINE)
+        return max(1, min(config.pipeline_depth, int(config.pipeline_budget / worker.service_time)))
 
     def _wake_one(self) -> None:
         while self._waiters:

@@ -53,6 +53,8 @@ log = structlog.get_logger("cortex_runtime")
 #: Failures that count toward a plugin's quarantine.
 QUARANTINE_KINDS = frozenset({"trap", "fuel", "timeout", "memory", "crash"})
 WARM_PLUGINS = 8
+#: Weight of a capability's newest call in its moving average of call time (``Runtime._pace``).
+PACE_WEIGHT = 0.25
 SEND_ATTEMPTS = 3
 
 
@@ -144,6 +146,9 @@ class Runtime:
                                       duration=quarantine_seconds)
         self._plugins: dict[str, PluginInfo] = {}
         self._recent: collections.OrderedDict[str, None] = collections.OrderedDict()
+        #: (plugin digest, capability) -> recent call time in the worker, seconds (moving
+        #: average): only a call expected to be quick lets others queue behind it on a worker.
+        self._pace: dict[tuple[str, str], float] = {}
         self._tg: anyio.abc.TaskGroup | None = None
         self._open = False
         #: Plugins found in ``plugin_dirs`` that could not be loaded, with the reason.
@@ -624,17 +629,22 @@ class Runtime:
     async def _call_once(
         self, info: PluginInfo, request: dict[str, Any], payload: bytes, timeout_s: float
     ) -> tuple[dict[str, Any], int, bool]:
+        pace_key = (info.sha256, str(request["export"]))
+        pace = self._pace.get(pace_key)
         worker = await self._pool.acquire(prefer=info.sha256)
         try:
             pipelined = worker.loading.get(info.sha256) if info.sha256 in worker.load_sent else None
             if info.sha256 not in worker.loaded:
                 await self._ensure_loaded(worker, info)
             try:
-                reply = await worker.request(request, payload=payload,
-                                             backstop=timeout_s + self.timeout_grace)
+                reply = await worker.request(
+                    request, payload=payload, backstop=timeout_s + self.timeout_grace,
+                    queueable=pace is not None and pace <= self._pool.config.pipeline_max_head_age)
             except WorkerTimedOut:
+                self._pace[pace_key] = timeout_s
                 return {}, worker.pid, True
             _check_reply_shape(worker, reply)
+            self._note_pace(pace_key, reply, timeout_s)
             # After a success the worker may prepare the plugin's next instance while idle.
             worker.note_prepared(info.sha256, reply["ok"] and reply.get("prepared") is True)
             if not reply["ok"]:
@@ -657,6 +667,18 @@ class Runtime:
             return reply, worker.pid, False
         finally:
             self._pool.release(worker)
+
+    def _note_pace(self, key: tuple[str, str], reply: dict[str, Any], timeout_s: float) -> None:
+        """Fold the time a capability's call ran in its worker into its moving average (one that
+        ran out of fuel or time counts as taking its whole timeout)."""
+        if reply.get("ok"):
+            seconds = float(reply.get("elapsed_us") or 0) / 1e6
+        elif (reply.get("error") or {}).get("kind") in ("timeout", "fuel"):
+            seconds = timeout_s
+        else:
+            return
+        pace = self._pace.get(key)
+        self._pace[key] = seconds if pace is None else pace + (seconds - pace) * PACE_WEIGHT
 
     async def _ensure_loaded(self, worker: Worker, info: PluginInfo) -> None:
         """Load ``info`` into ``worker`` unless it is there; callers sharing the worker wait for

@@ -67,6 +67,8 @@ _BOOT = (
     "import sandbox.worker as w; w.main(sys.argv[1:]); sys.stderr.flush(); os._exit(0)"
 )
 STDERR_TAIL_LINES = 20
+#: Weight of the newest request in ``Worker.service_time``.
+SERVICE_TIME_WEIGHT = 0.25
 
 
 class Worker:
@@ -114,6 +116,11 @@ class Worker:
         self.load_sent: set[str] = set()
         #: Why the last load of a plugin failed (digest -> the worker's message).
         self.load_errors: dict[str, str] = {}
+        #: Seconds a call recently spent at the head of the line, from when it got there to its
+        #: reply (a moving average; 0 before the first): how long the pool expects each request
+        #: queued on this worker to add to the wait of those behind it.
+        self.service_time = 0.0
+        self._unqueueable = 0
 
     # -- life cycle ---------------------------------------------------------------------------
 
@@ -260,23 +267,27 @@ class Worker:
     # deadline, and if the worker dies, it alone may have run; those behind it get ``WorkerGone``.
 
     async def request(self, message: dict[str, Any], *, payload: bytes | None = None,
-                      backstop: float | None = None) -> dict[str, Any]:
+                      backstop: float | None = None, queueable: bool = True) -> dict[str, Any]:
         """Send one request and return its reply. ``payload`` (JSON bytes) goes as the frame's attachment.
 
         ``backstop`` (seconds, counted from when the request starts running) bounds the wait: past
         it the worker is killed and ``WorkerTimedOut`` raised. Cancelling a request that is
         running kills the worker too (its state is unknown); one still queued is only abandoned.
+        ``queueable``: whether other requests may be queued behind this one (False for a call
+        that may well be slow: see ``accepts_more``).
         """
-        return await self.reply_to(await self.submit(message, payload=payload, backstop=backstop))
+        return await self.reply_to(await self.submit(message, payload=payload, backstop=backstop,
+                                                     queueable=queueable))
 
     async def submit(self, message: dict[str, Any], *, payload: bytes | None = None,
-                     backstop: float | None = None) -> InFlight:
+                     backstop: float | None = None, queueable: bool = True) -> InFlight:
         """The first half of :meth:`request`: once this returns, the request is in the pipe (a
         request sent later runs after it). Its reply is :meth:`reply_to`'s to wait for."""
         if self._closed or self.failed is not None:
             raise WorkerGone(self.exit_description())
         self._next_id += 1
-        pending = InFlight(self._next_id, backstop)
+        pending = InFlight(self._next_id, backstop, call=message.get("op") == "call",
+                           queueable=queueable)
         try:
             frame = _frame(message, pending.call_id, payload)
         except FrameError as exc:
@@ -288,6 +299,7 @@ class Worker:
             if not self._inflight:
                 pending.started = time.monotonic()
             self._inflight.append(pending)
+            self._unqueueable += not queueable
             self._wakeup.set()
         return pending
 
@@ -308,6 +320,13 @@ class Worker:
         assert pending.reply is not None
         self.calls += 1
         return pending.reply
+
+    @property
+    def accepts_more(self) -> bool:
+        """Whether a request may be queued behind those in the line: not behind a call that may
+        be slow (its plugin's recent calls were, or it has none yet), which would hold every
+        request queued behind it for as long as it runs (up to its timeout, for a hostile one)."""
+        return not self._unqueueable
 
     @property
     def inflight(self) -> int:
@@ -350,8 +369,12 @@ class Worker:
                         error = ProtocolError(f"worker {self.pid} {problem}")
                         return
                     self._inflight.popleft()
+                    self._unqueueable -= not head.queueable
+                    now = time.monotonic()
+                    if head.call:  # loads and prepares are one-offs, not the line's usual pace
+                        self._note_service(now - head.started)
                     if self._inflight:
-                        self._inflight[0].started = time.monotonic()
+                        self._inflight[0].started = now
                     if reply.get("ok") is False:
                         problem_kind = reply.get("error")
                         kind = problem_kind.get("kind") if isinstance(problem_kind, dict) else None
@@ -374,11 +397,19 @@ class Worker:
                 with anyio.CancelScope(shield=True):
                     await self.kill()
 
+    def _note_service(self, seconds: float) -> None:
+        """Fold one request's time at the head of the line into ``service_time``."""
+        if self.service_time:
+            self.service_time += (seconds - self.service_time) * SERVICE_TIME_WEIGHT
+        else:
+            self.service_time = seconds
+
     def _fail_all(self, error: BaseException) -> None:
         """The channel is dead: the head request gets ``error``; the rest never ran."""
         self.doomed = True
         self.failed = error
         first = True
+        self._unqueueable = 0
         while self._inflight:
             pending = self._inflight.popleft()
             pending.error = error if first else WorkerGone(
@@ -446,10 +477,14 @@ class Worker:
 class InFlight:
     """One request in flight: its id, backstop, and (once done) its reply or error."""
 
-    __slots__ = ("abandoned", "backstop", "call_id", "done", "error", "reply", "started")
+    __slots__ = ("abandoned", "backstop", "call", "call_id", "done", "error", "queueable", "reply",
+                 "started")
 
-    def __init__(self, call_id: int, backstop: float | None) -> None:
+    def __init__(self, call_id: int, backstop: float | None, *, call: bool = False,
+                 queueable: bool = True) -> None:
         self.call_id = call_id
+        self.call = call
+        self.queueable = queueable
         self.backstop = backstop
         self.started: float | None = None
         self.done = anyio.Event()
