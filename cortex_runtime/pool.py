@@ -1,9 +1,10 @@
 """The supervisor's pool of worker processes.
 
 Callers borrow a worker for one request and give it back. An idle worker is preferred; when every
-worker is busy, a caller may queue its request behind the one a worker is running (pipelining, up to
-``pipeline_depth`` requests per worker, and only behind a request that started moments ago), so the
-worker never waits for the supervisor between calls. A worker that failed (trap, timeout, crash,
+worker is busy, a caller may queue its request behind the one a worker is running (pipelining: as
+many requests per worker as its recent pace fits in ``pipeline_budget``, never behind a call that
+may be slow, and only behind a request that started moments ago), so the worker never waits for
+the supervisor between calls. A worker that failed (trap, timeout, crash,
 protocol violation, cancellation mid-call) is killed once its last borrower returns it and is
 replaced; a spare worker started in advance takes its place at once, so the next call does not wait
 for a process to boot. Replacements are rate-limited (restart intensity, then exponential
@@ -212,11 +213,12 @@ class WorkerPool:
         return not (worker.doomed or worker.draining or worker.failed is not None) and worker.alive
 
     def _pick(self, prefer: str | None) -> Worker | None:
-        """Best worker for a call of plugin ``prefer``: one that has the plugin loaded or its load
-        request in the pipe (even if it must queue behind a request that just started: a load
-        costs far more), then an idle one, then one with the plugin's instance prepared, the
-        shortest line, the least recently used (it has had the longest to prepare its next
-        instance)."""
+        """Best worker for a call of plugin ``prefer``, among the idle ones and those whose line
+        has room (``_line_limit``), holds no call that may be slow and started moments ago: one
+        that has the plugin loaded or its load request in the pipe while its line is short (a
+        load costs about as much as a few calls), then an idle one, then one with the plugin's
+        instance prepared, the shortest line, the least recently used (it has had the longest to
+        prepare its next instance)."""
         best: Worker | None = None
         best_rank: tuple[bool, bool, bool, int, float] = (False, False, False, 0, 0.0)
         config = self.config
