@@ -22,48 +22,31 @@ ENGINE = make_engine()
 VALTYPES = ["i32", "i64", "f32", "f64", "funcref", "externref"]
 
 
-def _reference_valtypes(types: Any) -> list[str]:
-    return [str(t) for t in types]
+def _reference_type(ty: Any, *, memory_details: bool) -> dict[str, Any]:
+    """What wasmtime-py's type wrappers say about one extern type, in describe's shape."""
+    if isinstance(ty, wasmtime.FuncType):
+        return {"kind": "func", "params": [str(t) for t in ty.params],
+                "results": [str(t) for t in ty.results]}
+    if isinstance(ty, wasmtime.MemoryType):
+        if not memory_details:
+            return {"kind": "memory"}
+        return {"kind": "memory", "min_pages": ty.limits.min, "max_pages": ty.limits.max,
+                "memory64": ty.is_64, "shared": ty.is_shared}
+    if isinstance(ty, wasmtime.TableType):
+        return {"kind": "table"}
+    assert isinstance(ty, wasmtime.GlobalType)
+    return {"kind": "global"}
 
 
 def reference_exports(module: wasmtime.Module) -> list[dict[str, Any]]:
     """What wasmtime-py's ``Module.exports`` wrappers say, in describe's shape."""
-    exports: list[dict[str, Any]] = []
-    for export in module.exports:
-        ty = export.type
-        entry: dict[str, Any] = {"name": export.name}
-        if isinstance(ty, wasmtime.FuncType):
-            entry.update(kind="func", params=_reference_valtypes(ty.params),
-                         results=_reference_valtypes(ty.results))
-        elif isinstance(ty, wasmtime.MemoryType):
-            entry.update(kind="memory", min_pages=ty.limits.min, max_pages=ty.limits.max,
-                         memory64=ty.is_64, shared=ty.is_shared)
-        elif isinstance(ty, wasmtime.TableType):
-            entry["kind"] = "table"
-        else:
-            assert isinstance(ty, wasmtime.GlobalType)
-            entry["kind"] = "global"
-        exports.append(entry)
-    return exports
+    return [{"name": export.name, **_reference_type(export.type, memory_details=True)}
+            for export in module.exports]
 
 
 def reference_imports(module: wasmtime.Module) -> list[dict[str, Any]]:
-    imports: list[dict[str, Any]] = []
-    for imp in module.imports:
-        ty = imp.type
-        entry: dict[str, Any] = {"module": imp.module, "name": imp.name}
-        if isinstance(ty, wasmtime.FuncType):
-            entry.update(kind="func", params=_reference_valtypes(ty.params),
-                         results=_reference_valtypes(ty.results))
-        elif isinstance(ty, wasmtime.MemoryType):
-            entry["kind"] = "memory"
-        elif isinstance(ty, wasmtime.TableType):
-            entry["kind"] = "table"
-        else:
-            assert isinstance(ty, wasmtime.GlobalType)
-            entry["kind"] = "global"
-        imports.append(entry)
-    return imports
+    return [{"module": imp.module, "name": imp.name,
+             **_reference_type(imp.type, memory_details=False)} for imp in module.imports]
 
 
 def _describable_modules() -> list[tuple[str, wasmtime.Module]]:
