@@ -669,11 +669,12 @@ class Runtime:
             self._pool.release(worker)
 
     def _note_pace(self, key: tuple[str, str], reply: dict[str, Any], timeout_s: float) -> None:
-        """Fold the time a capability's call ran in its worker into its moving average (one that
-        ran out of fuel or time counts as taking its whole timeout)."""
+        """Fold the time a capability's call ran in its worker into its moving average. A call
+        that retired its worker (out of fuel or time, a trap, the memory cap) counts as taking its
+        whole timeout: whatever was queued behind it would have to be sent again elsewhere."""
         if reply.get("ok"):
             seconds = float(reply.get("elapsed_us") or 0) / 1e6
-        elif (reply.get("error") or {}).get("kind") in ("timeout", "fuel"):
+        elif (reply.get("error") or {}).get("kind") in FATAL_KINDS:
             seconds = timeout_s
         else:
             return

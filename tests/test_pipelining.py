@@ -162,3 +162,23 @@ async def test_fast_calls_do_not_wait_behind_a_slow_one(tmp_path: Path, history:
         # None of the fast calls was queued behind the slow one (each worker's line holds one
         # request while its calls take longer than the budget): they all ran on the other worker.
         assert max(t for name, t in finished.items() if name != "slow") < finished["slow"]
+
+
+async def test_nothing_queues_behind_a_capability_that_retires_its_worker(tmp_path: Path) -> None:
+    # A call that traps retires its worker: every request queued behind it would be answered
+    # "retired" and sent again. After one trap, its capability's calls take no one behind them.
+    from support import POOL_WAT
+
+    from cortex_runtime.errors import PluginTrap
+
+    folder = write_plugin(tmp_path, "trappy", POOL_WAT)
+    async with Runtime(workers=2, cache_dir=tmp_path / "cache", quarantine_after=0) as rt:
+        info = await rt.load(folder)
+        for _ in range(5):
+            assert await rt.call("trappy", "echo", 1) == 1
+        quick = rt._pace[info.sha256, "echo"]
+        assert quick <= rt._pool.config.pipeline_max_head_age  # echo may be queued behind
+        with pytest.raises(PluginTrap):
+            await rt.call("trappy", "boom", None)
+        assert rt._pace[info.sha256, "boom"] > rt._pool.config.pipeline_max_head_age
+        assert rt._pace[info.sha256, "echo"] == quick
