@@ -246,7 +246,7 @@ class WorkerPool:
         ``pipeline_budget`` (deep lines for tiny calls keep a busy worker from ever waiting for
         the supervisor; short ones for slow calls bound the wait behind them)."""
         config = self.config
-        if worker.service_time <= 0:
+        if worker.service_time <= 0:  # no call answered yet: the line affinity allows
             return min(config.pipeline_depth, AFFINITY_LINE)
         return max(1, min(config.pipeline_depth, int(config.pipeline_budget / worker.service_time)))
 

@@ -446,12 +446,12 @@ class Runtime:
         try:
             sent, artifact = await self._send_load(worker, staged.path, digest, known,
                                                    prepare=info.manifest)
-        except BaseException as exc:
-            if isinstance(exc, CortexError):
-                worker.load_errors[digest] = str(exc)
+        except CortexError as exc:  # the first call reports it
+            worker.load_errors[digest] = str(exc)
             self._loaded_known(worker, digest, done)
-            if isinstance(exc, CortexError):
-                return
+            return
+        except BaseException:
+            self._loaded_known(worker, digest, done)
             raise
         worker.load_sent.add(digest)
         assert self._tg is not None
