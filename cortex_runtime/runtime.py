@@ -41,6 +41,7 @@ from .errors import (
     WorkerCrashed,
 )
 from .inspection import check_facts
+from .logs import debug_dropped
 from .manifest import MANIFEST_NAME, Manifest
 from .pool import PoolConfig, WorkerPool
 from .quarantine import Quarantine
@@ -731,6 +732,8 @@ class Runtime:
     @staticmethod
     def _log_call(info: PluginInfo, capability: str, worker_pid: int | None, started: float,
                   fuel_used: Any, outcome: str) -> None:
+        if debug_dropped():
+            return
         log.debug("call", plugin=info.name, capability=capability, worker_pid=worker_pid,
                   duration_ms=round((time.perf_counter() - started) * 1000, 3),
                   fuel_used=fuel_used, outcome=outcome)

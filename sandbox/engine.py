@@ -19,6 +19,7 @@ import wasmtime
 from wasmtime import _ffi as ffi
 
 from .describe import module_exports, module_imports
+from .guest import address_of
 from .wasmbin import v128_in_interface
 
 WASMTIME_VERSION = _dist_version("wasmtime")
@@ -133,6 +134,8 @@ class LoadedPlugin:
     digest: str
     module: wasmtime.Module
     pre: wasmtime.InstancePre
+    #: ``pre``'s C object (see ``guest.address_of``), valid while ``pre`` lives.
+    pre_address: int
     capabilities: frozenset[str]
     has_initialize: bool
     #: Export name -> index in the instance's export list (for lookups without name scans).
@@ -298,6 +301,7 @@ def load_plugin(
         digest=digest,
         module=module,
         pre=pre,
+        pre_address=address_of(pre),
         capabilities=frozenset(facts["capabilities"]),
         has_initialize=facts["has_initialize"],
         export_index=export_index,

@@ -8,7 +8,6 @@ silently, so every offset is masked to u32 and checked against the memory size b
 from __future__ import annotations
 
 import collections
-import ctypes
 import gc
 import json
 import math
@@ -19,11 +18,10 @@ from typing import Any
 
 import orjson
 import wasmtime
-from wasmtime import _ffi as ffi
-from wasmtime._func import enter_wasm
 
 from . import MAX_PREPARED_PLUGINS, PREPARED_PLUGINS
 from .engine import CORTEX_MODULE, MAX_TABLE_ELEMENTS, MAX_TABLES, LoadedPlugin
+from .guest import Guest, GuestExportError, address_of
 
 PAGE = 65536
 U32 = 0xFFFFFFFF
@@ -169,8 +167,7 @@ class _Prepared:
     """A fresh instance made while the worker was idle, waiting for its one and only call."""
 
     key: tuple[str, int, int, int]
-    store: wasmtime.Store
-    exports: _Exports
+    guest: Guest
     state: _CallState
     ctx: CallContext
     fuel: int
@@ -181,55 +178,16 @@ class _Prepared:
 class _CallState:
     """What the failure classifier needs to know about how far a call got."""
 
-    memory: wasmtime.Memory | None = None
+    instantiated: bool = False
     setup_bytes: int = 0
 
 
-class _Exports:
-    """Export lookups by precomputed index, straight through the C API (wasmtime-py's
-    ``Instance.exports`` wraps every export of the module on each call)."""
-
-    def __init__(self, store: wasmtime.Store, instance: wasmtime.Instance, plugin: LoadedPlugin) -> None:
-        self._store = store
-        self._instance = instance
-        self._index = plugin.export_index
-
-    def _extern(self, name: str) -> Any:
-        item = ffi.wasmtime_extern_t()
-        name_ptr = ctypes.POINTER(ctypes.c_char)()
-        name_len = ctypes.c_size_t()
-        found = ffi.wasmtime_instance_export_nth(
-            self._store._context(), ctypes.byref(self._instance._instance), self._index[name],
-            ctypes.byref(name_ptr), ctypes.byref(name_len), ctypes.byref(item))
-        if not found:
-            raise CallFailed("trap", f"export {name!r} is missing", trap_code="bad_export")
-        return item
-
-    def func(self, name: str) -> Any:
-        item = self._extern(name)
-        if item.kind != ffi.WASMTIME_EXTERN_FUNC.value:
-            raise CallFailed("trap", f"export {name!r} is not a function", trap_code="bad_export")
-        return item.of.func
-
-    def memory(self, name: str = "memory") -> wasmtime.Memory:
-        item = self._extern(name)
-        if item.kind != ffi.WASMTIME_EXTERN_MEMORY.value:
-            raise CallFailed("trap", "the module has no linear memory", trap_code="instantiation")
-        return wasmtime.Memory._from_raw(item.of.memory)
-
-
-def call_raw(store: wasmtime.Store, func: Any, *args: int) -> int:
-    """Call a function whose signature was checked at load time (i32 params, at most one i32
-    result), without wasmtime-py's per-call type checks and conversions."""
-    values = (ffi.wasmtime_val_raw_t * max(len(args), 1))()
-    for i, arg in enumerate(args):
-        values[i].i32 = arg
-    with enter_wasm(store) as trap:
-        error = ffi.wasmtime_func_call_unchecked(
-            store._context(), ctypes.byref(func), values, len(values), trap)
-        if error:
-            raise wasmtime.WasmtimeError._from_ptr(error)
-    return int(values[0].i32)
+def _export_number(plugin: LoadedPlugin, name: str) -> int:
+    """The position of export ``name`` in the module's export list (found once, at load)."""
+    index = plugin.export_index.get(name)
+    if index is None:
+        raise CallFailed("trap", f"export {name!r} is missing", trap_code="bad_export")
+    return index
 
 
 class EpochTicker:
@@ -300,6 +258,7 @@ class Executor:
         #: How many plugins keep a prepared instance (0: every call instantiates on its path).
         self.prepared_plugins = prepared_plugins
         self.engine = engine
+        self._engine_address = address_of(engine)
         self.linker = wasmtime.Linker(engine)
         self.linker.define_wasi()
         i32 = wasmtime.ValType.i32()
@@ -313,7 +272,7 @@ class Executor:
         )
         self.ticker = EpochTicker(engine)
         self._ctx: CallContext | None = None
-        self._spent_store: wasmtime.Store | None = None
+        self._spent: Guest | None = None
         #: Prepared instances by plugin digest, least recently prepared first.
         self._prepared: collections.OrderedDict[str, _Prepared] = collections.OrderedDict()
         #: Digests of the last calls' plugins (see RECENT_CALLS_PER_PLUGIN).
@@ -352,28 +311,28 @@ class Executor:
 
         Freed explicitly (not left to reference counting): a traceback or cycle could keep a
         store alive, and its instance would hold one of the pooling allocator's few slots."""
-        if self._spent_store is not None:
-            self._spent_store.close()
-            self._spent_store = None
+        if self._spent is not None:
+            self._spent.close()
+            self._spent = None
 
     def _discard_prepared(self, digest: str) -> None:
         prepared = self._prepared.pop(digest, None)
         if prepared is not None:
-            prepared.store.close()
+            prepared.guest.close()
 
-    def _new_store(self, plugin: LoadedPlugin, ctx: CallContext, *, fuel: int, timeout_ms: float,
-                   max_pages: int) -> wasmtime.Store:
-        store = wasmtime.Store(self.engine)
-        store.set_fuel(fuel)
-        store.set_epoch_deadline(ticks_for(timeout_ms))
-        store.set_limits(memory_size=max_pages * PAGE, table_elements=MAX_TABLE_ELEMENTS,
-                         instances=1, tables=MAX_TABLES, memories=1)
+    def _new_guest(self, plugin: LoadedPlugin, ctx: CallContext, *, fuel: int, timeout_ms: float,
+                   max_pages: int) -> Guest:
+        guest = Guest(self._engine_address)
+        guest.set_fuel(fuel)
+        guest.set_deadline(ticks_for(timeout_ms))
+        guest.limit(memory_bytes=max_pages * PAGE, table_elements=MAX_TABLE_ELEMENTS,
+                    instances=1, tables=MAX_TABLES, memories=1)
         if plugin.uses_wasi:
             wasi = wasmtime.WasiConfig()
             wasi.stdout_custom = lambda data: ctx.write_stream("stdout", data)
             wasi.stderr_custom = lambda data: ctx.write_stream("stderr", data)
-            store.set_wasi(wasi)
-        return store
+            guest.set_wasi(wasi)
+        return guest
 
     def prepare(self, plugin: LoadedPlugin, *, fuel: int, timeout_ms: float, min_pages: int,
                 max_pages: int, max_log: int) -> None:
@@ -392,27 +351,26 @@ class Executor:
             return
         self._discard_prepared(plugin.digest)
         while len(self._prepared) >= self.prepared_plugins:
-            self._prepared.popitem(last=False)[1].store.close()
+            self._prepared.popitem(last=False)[1].guest.close()
         ctx = CallContext(max_log_bytes=max_log)
-        store = self._new_store(plugin, ctx, fuel=fuel, timeout_ms=timeout_ms, max_pages=max_pages)
+        guest = self._new_guest(plugin, ctx, fuel=fuel, timeout_ms=timeout_ms, max_pages=max_pages)
         state = _CallState()
         self._ctx = ctx
         self.ticker.start()
         try:
-            exports = self._instantiate(plugin, store, state, min_pages=min_pages, max_pages=max_pages)
-        except (CallFailed, HostTrap, wasmtime.Trap, wasmtime.WasmtimeError):
-            store.close()
+            self._instantiate(plugin, guest, state, min_pages=min_pages, max_pages=max_pages)
+            fuel_used = fuel - guest.fuel()
+        except (CallFailed, HostTrap, GuestExportError, wasmtime.Trap, wasmtime.WasmtimeError):
+            guest.close()
             return
         finally:
             self.ticker.stop()
             self._ctx = None
         if ctx.error is not None:
-            store.close()
+            guest.close()
             return
         self._prepared[plugin.digest] = _Prepared(
-            key=key, store=store, exports=exports, state=state, ctx=ctx, fuel=fuel,
-            fuel_used=fuel - store.get_fuel(),
-        )
+            key=key, guest=guest, state=state, ctx=ctx, fuel=fuel, fuel_used=fuel_used)
 
     def expect(self, digest: str) -> None:
         """Count an explicit request to prepare ``digest`` as a use (see ``worth_preparing``):
@@ -451,39 +409,37 @@ class Executor:
         started = time.perf_counter()
         if (prepared is not None and prepared.key == (plugin.digest, min_pages, max_pages, max_log)
                 and prepared.fuel_used < fuel):
-            ctx, store, state = prepared.ctx, prepared.store, prepared.state
-            exports: _Exports | None = prepared.exports
-            store.set_fuel(fuel - prepared.fuel_used)  # instantiation's fuel counts against the call
-            store.set_epoch_deadline(ticks_for(timeout_ms))
+            ctx, guest, state = prepared.ctx, prepared.guest, prepared.state
+            guest.set_fuel(fuel - prepared.fuel_used)  # instantiation's fuel counts against the call
+            guest.set_deadline(ticks_for(timeout_ms))
         else:
             if prepared is not None:
-                prepared.store.close()
+                prepared.guest.close()
             ctx = CallContext(max_log_bytes=max_log)
-            store = self._new_store(plugin, ctx, fuel=fuel, timeout_ms=timeout_ms, max_pages=max_pages)
+            guest = self._new_guest(plugin, ctx, fuel=fuel, timeout_ms=timeout_ms,
+                                    max_pages=max_pages)
             state = _CallState()
-            exports = None
         # Freed after the reply is sent (see release()): deleting a store costs tens of µs.
-        self._spent_store = store
+        self._spent = guest
         self._ctx = ctx
         self.ticker.start()
         try:
-            if exports is None:
-                exports = self._instantiate(plugin, store, state, min_pages=min_pages,
-                                            max_pages=max_pages)
-            assert state.memory is not None
-            ptr = self._write_input(exports.func(allocator), state.memory, store, allocator, payload)
-            result_ptr = call_raw(store, exports.func(export), ptr, len(payload)) & U32
-            output = self._read_output(state.memory, store, result_ptr, max_output, ctx)
-        except (CallFailed, HostTrap, wasmtime.Trap, wasmtime.WasmtimeError) as exc:
+            if not state.instantiated:
+                self._instantiate(plugin, guest, state, min_pages=min_pages, max_pages=max_pages)
+            ptr = self._write_input(guest, _export_number(plugin, allocator), allocator, payload)
+            result_ptr = guest.call(_export_number(plugin, export), ptr, len(payload)) & U32
+            output = self._read_output(guest, result_ptr, max_output, ctx)
+        except (CallFailed, HostTrap, GuestExportError, wasmtime.Trap,
+                wasmtime.WasmtimeError) as exc:
             failed = self._classify(exc, ctx)
-            raise self._finish_failure(failed, ctx, state, store, max_pages) from None
+            raise self._finish_failure(failed, ctx, state, guest, max_pages) from None
         finally:
             self.ticker.stop()
             self._ctx = None
             ctx.flush_streams()
             self.last_context = ctx
             try:
-                self.last_fuel_used = fuel - store.get_fuel()  # instantiation's share included
+                self.last_fuel_used = fuel - guest.fuel()  # instantiation's share included
             except wasmtime.WasmtimeError:
                 self.last_fuel_used = fuel
         fields = {
@@ -493,8 +449,8 @@ class Executor:
         }
         return fields, ctx
 
-    def _instantiate(self, plugin: LoadedPlugin, store: wasmtime.Store, state: _CallState, *,
-                     min_pages: int, max_pages: int) -> _Exports:
+    def _instantiate(self, plugin: LoadedPlugin, guest: Guest, state: _CallState, *,
+                     min_pages: int, max_pages: int) -> None:
         """A fresh instance: instantiate (start function runs), grow to ``min_pages``, and call
         ``_initialize`` for reactors."""
         if plugin.memory_min_pages > max_pages:
@@ -502,38 +458,40 @@ class Executor:
                 "memory", f"the module needs {plugin.memory_min_pages} pages of memory at start, "
                 f"over the limit of {max_pages} pages",
             )
+        memory = _export_number(plugin, "memory")
         try:
             try:
-                instance = plugin.pre.instantiate(store)
+                guest.instantiate(plugin.pre_address, memory)
             except wasmtime.WasmtimeError as exc:
                 if "concurrent limit" not in str(exc):
                     raise
                 gc.collect()  # a pooling slot held by an unreachable store: free it, retry once
-                instance = plugin.pre.instantiate(store)
+                guest.instantiate(plugin.pre_address, memory)
         except (wasmtime.Trap, wasmtime.ExitTrap):
             raise
         except wasmtime.WasmtimeError as exc:
             raise CallFailed("trap", f"instantiation failed: {_split_trap(str(exc))[0]}",
                              trap_code="instantiation") from None
-        exports = _Exports(store, instance, plugin)
-        memory = exports.memory()
-        state.memory = memory
-        current = memory.data_len(store) // PAGE
+        except GuestExportError as exc:
+            raise CallFailed("trap", str(exc), trap_code="instantiation") from None
+        current = guest.memory_size() // PAGE
         if min_pages > current:
             try:
-                memory.grow(store, min_pages - current)
+                guest.grow_memory(min_pages - current)
             except wasmtime.WasmtimeError:
                 raise CallFailed(
                     "memory", f"cannot grow memory to wasm.memoryPages={min_pages} pages",
                 ) from None
-        state.setup_bytes = memory.data_len(store)
+        state.setup_bytes = guest.memory_size()
+        state.instantiated = True
         if plugin.has_initialize:
-            call_raw(store, exports.func("_initialize"))
-        return exports
+            guest.call(_export_number(plugin, "_initialize"))
 
     def _classify(self, exc: Exception, ctx: CallContext) -> CallFailed:
         if isinstance(exc, CallFailed):
             return exc
+        if isinstance(exc, GuestExportError):
+            return CallFailed("trap", str(exc), trap_code="bad_export")
         if isinstance(exc, HostTrap):
             return CallFailed("trap", f"host import refused the call: {exc}", trap_code=str(exc))
         if isinstance(exc, wasmtime.ExitTrap):
@@ -544,22 +502,20 @@ class Executor:
         return CallFailed("trap", reason, trap_code="host", backtrace=trace)
 
     @staticmethod
-    def _write_input(alloc: Any, memory: wasmtime.Memory, store: wasmtime.Store,
-                     allocator: str, payload: bytes) -> int:
-        ptr = call_raw(store, alloc, max(len(payload), 1)) & U32
+    def _write_input(guest: Guest, alloc: int, allocator: str, payload: bytes) -> int:
+        ptr = guest.call(alloc, max(len(payload), 1)) & U32
         if ptr == 0:
             raise CallFailed("invalid_output", f"allocator {allocator!r} returned a null pointer")
-        if ptr + len(payload) > memory.data_len(store):
+        try:
+            guest.write(ptr, payload)
+        except IndexError:
             raise CallFailed(
                 "invalid_output", f"allocator {allocator!r} returned {ptr}, past the end of memory"
-            )
-        if payload:
-            ctypes.memmove(memory.get_buffer_ptr(store, len(payload), ptr), payload, len(payload))
+            ) from None
         return ptr
 
     @staticmethod
-    def _read_output(memory: wasmtime.Memory, store: wasmtime.Store, result_ptr: int,
-                     max_output: int, ctx: CallContext) -> bytes:
+    def _read_output(guest: Guest, result_ptr: int, max_output: int, ctx: CallContext) -> bytes:
         if ctx.error is not None:
             raise CallFailed("plugin_error", ctx.error)
         if result_ptr == 0:
@@ -568,11 +524,11 @@ class Executor:
                 "reporting an error through cortex.error",
             )
         try:
-            header = read_guest(memory, store, result_ptr, 4)
+            header = guest.read(result_ptr, 4)
         except IndexError:
             raise CallFailed(
                 "invalid_output", f"result pointer {result_ptr} is past the end of memory "
-                f"({memory.data_len(store)} bytes)",
+                f"({guest.memory_size()} bytes)",
             ) from None
         length = int.from_bytes(header, "little")
         if length > max_output:
@@ -580,11 +536,11 @@ class Executor:
                 "invalid_output", f"output of {length} bytes exceeds the {max_output}-byte cap"
             )
         try:
-            data = read_guest(memory, store, result_ptr + 4, length)
+            data = guest.read(result_ptr + 4, length)
         except IndexError:
             raise CallFailed(
                 "invalid_output", f"result of {length} bytes at {result_ptr + 4} runs past the "
-                f"end of memory ({memory.data_len(store)} bytes)",
+                f"end of memory ({guest.memory_size()} bytes)",
             ) from None
         check_json(data)
         return data
@@ -610,13 +566,10 @@ class Executor:
 
     @staticmethod
     def _finish_failure(failed: CallFailed, ctx: CallContext, state: _CallState,
-                        store: wasmtime.Store, max_pages: int) -> CallFailed:
+                        guest: Guest, max_pages: int) -> CallFailed:
         """A failure after the guest grew its memory to the cap is the memory limit it really is."""
-        if failed.kind in ("trap", "fuel", "timeout", "invalid_output") and state.memory is not None:
-            try:
-                size = state.memory.data_len(store)
-            except wasmtime.WasmtimeError:
-                size = 0
+        if failed.kind in ("trap", "fuel", "timeout", "invalid_output") and state.instantiated:
+            size = guest.memory_size()
             grew_to_cap = size > state.setup_bytes and size + PAGE > max_pages * PAGE
             if grew_to_cap and (failed.kind != "invalid_output" or "null" in failed.message):
                 return CallFailed(

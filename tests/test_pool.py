@@ -3,6 +3,7 @@ restart storms, and shutdown. Every test asserts that nothing is lost and nothin
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 from pathlib import Path
@@ -11,6 +12,8 @@ import anyio
 import anyio.lowlevel
 import psutil
 import pytest
+import structlog
+import structlog.stdlib
 from structlog.testing import capture_logs
 from support import children, runtime_pids, wait_gone, write_plugin
 
@@ -23,6 +26,7 @@ from cortex_runtime.errors import (
     RuntimeClosed,
     WorkerCrashed,
 )
+from cortex_runtime.logs import debug_dropped
 
 pytestmark = pytest.mark.anyio
 
@@ -303,6 +307,26 @@ async def test_structured_log_events(tmp_path: Path, plugin_dir: Path) -> None:
     ok = calls[0]
     assert ok["plugin"] == "pool" and ok["capability"] == "echo"
     assert isinstance(ok["worker_pid"], int) and ok["duration_ms"] > 0 and ok["fuel_used"] > 0
+
+
+async def test_call_events_are_skipped_when_debug_is_filtered_out(tmp_path: Path,
+                                                                   plugin_dir: Path) -> None:
+    saved = structlog.get_config()
+    try:
+        structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.INFO))
+        assert debug_dropped()
+        with capture_logs() as events:
+            async with runtime(tmp_path, workers=1, spare_workers=0) as rt:
+                await rt.load(plugin_dir)
+                await rt.call("pool", "echo", {"x": 1})
+        names = [e["event"] for e in events]
+        assert "plugin.load" in names and "call" not in names  # info kept, debug dropped
+        structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG))
+        assert not debug_dropped()
+        structlog.configure(wrapper_class=structlog.stdlib.BoundLogger)  # it filters by itself
+        assert not debug_dropped()
+    finally:
+        structlog.configure(**saved)
 
 
 async def test_worker_process_hygiene(tmp_path: Path, plugin_dir: Path) -> None:

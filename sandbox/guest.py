@@ -1,0 +1,244 @@
+"""One store holding one fresh instance of a plugin, driven straight through Wasmtime's C API.
+
+The wasm work of a tiny call is a few µs; through wasmtime-py's objects it cost ~85 µs of CPU in
+a worker: a method and a pointer-type check per store setting, an ``Instance`` and a ``Memory``
+wrapper, a context manager and a new argument array per guest call, a bounds-checked buffer view
+per read. Here each step is one foreign function of our own on plain addresses: those that run
+guest code (instantiation runs the start function, and every export call) release the GIL, so the
+epoch ticker's thread can interrupt a guest that loops; the rest are a few instructions each and
+keep it (releasing and retaking the GIL around them cost more than the call).
+
+Everything the guest hands back (pointers, lengths) stays untrusted: the callers in
+``execute.py`` mask offsets to u32 and :meth:`Guest.read`/:meth:`Guest.write` check every range
+against the memory's current size before touching it. Host functions (``cortex.log``, WASI) are
+wasmtime-py's trampolines as before; an exception they raise is re-raised here as wasmtime-py
+would (``maybe_raise_last_exn``).
+"""
+
+from __future__ import annotations
+
+import ctypes
+from collections.abc import Callable
+from typing import Any, NoReturn, cast
+
+import wasmtime
+from wasmtime import _ffi as ffi
+from wasmtime._func import maybe_raise_last_exn
+
+_P = ctypes.c_void_p
+_U64 = ctypes.c_uint64
+_I64 = ctypes.c_int64
+
+
+def _keeping_gil(name: str, restype: Any, *argtypes: Any) -> Callable[..., Any]:
+    return ctypes.PYFUNCTYPE(restype, *argtypes)((name, ffi.dll))
+
+
+def _releasing_gil(name: str, restype: Any, *argtypes: Any) -> Callable[..., Any]:
+    return ctypes.CFUNCTYPE(restype, *argtypes)((name, ffi.dll))
+
+
+_store_new = _keeping_gil("wasmtime_store_new", _P, _P, _P, _P)
+_store_context = _keeping_gil("wasmtime_store_context", _P, _P)
+_store_delete = _keeping_gil("wasmtime_store_delete", None, _P)
+_store_limiter = _keeping_gil("wasmtime_store_limiter", None, _P, _I64, _I64, _I64, _I64, _I64)
+_set_fuel = _keeping_gil("wasmtime_context_set_fuel", _P, _P, _U64)
+_get_fuel = _keeping_gil("wasmtime_context_get_fuel", _P, _P, _P)
+_set_epoch_deadline = _keeping_gil("wasmtime_context_set_epoch_deadline", None, _P, _U64)
+_set_wasi = _keeping_gil("wasmtime_context_set_wasi", _P, _P, _P)
+_export_nth = _keeping_gil("wasmtime_instance_export_nth", ctypes.c_bool, _P, _P, ctypes.c_size_t,
+                           _P, _P, _P)
+_memory_data = _keeping_gil("wasmtime_memory_data", _P, _P, _P)
+_memory_size = _keeping_gil("wasmtime_memory_data_size", ctypes.c_size_t, _P, _P)
+_memory_grow = _keeping_gil("wasmtime_memory_grow", _P, _P, _P, _U64, _P)
+_instantiate = _releasing_gil("wasmtime_instance_pre_instantiate", _P, _P, _P, _P, _P)
+_call_unchecked = _releasing_gil("wasmtime_func_call_unchecked", _P, _P, _P, _P, ctypes.c_size_t, _P)
+
+_FUNC = ffi.WASMTIME_EXTERN_FUNC.value
+_MEMORY = ffi.WASMTIME_EXTERN_MEMORY.value
+#: Where an extern's function or memory sits inside ``wasmtime_extern_t`` (after its kind).
+_OF = ffi.wasmtime_extern_t.of.offset
+#: Arguments of a guest call: i32 params only (signatures are checked at load), at most two.
+MAX_ARGS = 2
+_VAL_RAW_SLOTS = ctypes.sizeof(ffi.wasmtime_val_raw_t) // ctypes.sizeof(ctypes.c_int32)
+
+
+def address_of(handle: wasmtime.Engine | wasmtime.InstancePre) -> int:
+    """The C object behind a wasmtime-py handle (found once: ``ptr()`` and ``cast`` cost
+    ~1.5 µs together). The handle must outlive every use of the address."""
+    return _address(handle.ptr())
+
+
+def _address(pointer: Any) -> int:
+    return ctypes.cast(pointer, _P).value or 0
+
+
+def _kind(extern: ffi.wasmtime_extern_t) -> int:
+    return cast(int, extern.kind)  # a plain int at run time (the stubs say c_uint8)
+
+
+class GuestExportError(Exception):
+    """An export the plugin's description promised is missing or of another kind."""
+
+
+class _Handles(ctypes.Structure):
+    """What one guest keeps between steps, in one allocation: its instance and its memory."""
+
+    _fields_ = [("instance", ffi.wasmtime_instance_t), ("memory", ffi.wasmtime_extern_t)]
+
+
+class _Scratch(ctypes.Structure):
+    """Out-parameters and arguments of one step at a time: guests run one at a time in a
+    worker's main thread (host functions and the epoch ticker never use them), so all share
+    one, and making a guest allocates one structure instead of seven."""
+
+    _fields_ = [("trap", _P), ("fuel", _U64), ("pages", _U64), ("name", _P),
+                ("name_length", ctypes.c_size_t),
+                ("func", ffi.wasmtime_extern_t), ("values", ffi.wasmtime_val_raw_t * MAX_ARGS)]
+
+
+_scratch = _Scratch()
+_SCRATCH = ctypes.addressof(_scratch)
+_TRAP = _SCRATCH + _Scratch.trap.offset
+_FUEL = _SCRATCH + _Scratch.fuel.offset
+_PAGES = _SCRATCH + _Scratch.pages.offset
+_NAME = _SCRATCH + _Scratch.name.offset
+_NAME_LENGTH = _SCRATCH + _Scratch.name_length.offset
+_FUNC_EXTERN = _SCRATCH + _Scratch.func.offset
+_VALUES = _SCRATCH + _Scratch.values.offset
+#: The arguments' bytes seen as i32s: argument i at [i * _VAL_RAW_SLOTS], the result at [0].
+_ARGS = (ctypes.c_int32 * (MAX_ARGS * _VAL_RAW_SLOTS)).from_address(_VALUES)
+_INSTANCE_OFFSET = _Handles.instance.offset
+_MEMORY_OFFSET = _Handles.memory.offset
+
+
+class Guest:
+    """A fresh store with one instance: made, called, then closed exactly once. Guests are
+    driven from one thread (a worker's main thread): they share their scratch space."""
+
+    __slots__ = ("_context", "_handles", "_instance_address", "_memory_address", "_store")
+
+    def __init__(self, engine: int) -> None:
+        """A new store in ``engine`` (an ``address_of`` an engine)."""
+        self._store: int = _store_new(engine, None, None)
+        if not self._store:
+            raise MemoryError("wasmtime could not create a store")
+        self._context: int = _store_context(self._store)
+        self._handles = _Handles()
+        self._instance_address = ctypes.addressof(self._handles) + _INSTANCE_OFFSET
+        self._memory_address = 0
+
+    # -- the store ----------------------------------------------------------------------------
+
+    def limit(self, *, memory_bytes: int, table_elements: int, instances: int, tables: int,
+              memories: int) -> None:
+        _store_limiter(self._store, memory_bytes, table_elements, instances, tables, memories)
+
+    def set_fuel(self, fuel: int) -> None:
+        self._check(_set_fuel(self._context, fuel))
+
+    def fuel(self) -> int:
+        self._check(_get_fuel(self._context, _FUEL))
+        return int(_scratch.fuel)
+
+    def set_deadline(self, ticks: int) -> None:
+        _set_epoch_deadline(self._context, ticks)
+
+    def set_wasi(self, wasi: wasmtime.WasiConfig) -> None:
+        self._check(_set_wasi(self._context, _address(wasi._consume())))
+
+    def close(self) -> None:
+        """Free the store and its instance (the pooling allocator's slot with it). Idempotent."""
+        if self._store:
+            store, self._store, self._context, self._memory_address = self._store, 0, 0, 0
+            _store_delete(store)
+
+    def __del__(self) -> None:
+        self.close()
+
+    # -- the instance -------------------------------------------------------------------------
+
+    def instantiate(self, pre: int, memory_export: int) -> None:
+        """Instantiate ``pre`` (an ``address_of`` an ``InstancePre``: its start function runs)
+        and find its memory, export number ``memory_export``."""
+        _scratch.trap = None
+        error = _instantiate(pre, self._context, self._instance_address, _TRAP)
+        if error or _scratch.trap:
+            self._raise(error)
+        memory = ctypes.addressof(self._handles) + _MEMORY_OFFSET
+        if not self._export(memory_export, memory) or _kind(self._handles.memory) != _MEMORY:
+            raise GuestExportError("the module has no linear memory")
+        self._memory_address = memory + _OF
+
+    def call(self, export: int, *args: int) -> int:
+        """Call the function export number ``export`` with i32 ``args``; its i32 result (0 if
+        it has none), as wasm's signed value."""
+        if not self._export(export, _FUNC_EXTERN) or _kind(_scratch.func) != _FUNC:
+            raise GuestExportError(f"export number {export} is not a function")
+        for i, arg in enumerate(args):
+            _ARGS[i * _VAL_RAW_SLOTS] = arg
+        _scratch.trap = None
+        error = _call_unchecked(self._context, _FUNC_EXTERN + _OF, _VALUES, max(len(args), 1),
+                                _TRAP)
+        if error or _scratch.trap:
+            self._raise(error)
+        return int(_ARGS[0])
+
+    def _export(self, index: int, into: int) -> bool:
+        """Write export number ``index`` as a ``wasmtime_extern_t`` at address ``into``."""
+        return bool(_export_nth(self._context, self._instance_address, index, _NAME, _NAME_LENGTH,
+                                into))
+
+    # -- its memory ---------------------------------------------------------------------------
+
+    def memory_size(self) -> int:
+        """Bytes of linear memory now (0 before instantiation or after close)."""
+        if not self._memory_address:
+            return 0
+        return int(_memory_size(self._context, self._memory_address))
+
+    def grow_memory(self, pages: int) -> None:
+        self._check(_memory_grow(self._context, self._memory_address, pages, _PAGES))
+
+    def read(self, ptr: int, length: int) -> bytes:
+        """Copy ``length`` bytes at ``ptr`` out of memory, or raise ``IndexError``."""
+        if ptr < 0 or length < 0 or ptr + length > self.memory_size():
+            raise IndexError(f"range {ptr}+{length} is past the end of memory")
+        if length == 0:
+            return b""
+        return ctypes.string_at(_memory_data(self._context, self._memory_address) + ptr, length)
+
+    def write(self, ptr: int, data: bytes) -> None:
+        """Copy ``data`` into memory at ``ptr``, or raise ``IndexError``."""
+        if ptr < 0 or ptr + len(data) > self.memory_size():
+            raise IndexError(f"range {ptr}+{len(data)} is past the end of memory")
+        if data:
+            ctypes.memmove(_memory_data(self._context, self._memory_address) + ptr, data,
+                           len(data))
+
+    # -- failures -----------------------------------------------------------------------------
+
+    @staticmethod
+    def _check(error: int | None) -> None:
+        if error:
+            raise wasmtime.WasmtimeError._from_ptr(
+                ctypes.cast(error, ctypes.POINTER(ffi.wasmtime_error_t)))
+
+    @staticmethod
+    def _raise(error: int | None) -> NoReturn:
+        """Raise what wasmtime-py would have: the host function's own exception if one raised,
+        else the trap (``wasmtime.Trap``) or the error (``WasmtimeError``, ``ExitTrap``)."""
+        trap = _scratch.trap
+        _scratch.trap = None
+        if trap:
+            if error:  # both set never happens; free the error all the same
+                wasmtime.WasmtimeError._from_ptr(
+                    ctypes.cast(error, ctypes.POINTER(ffi.wasmtime_error_t)))
+            raised: Exception = wasmtime.Trap._from_ptr(
+                ctypes.cast(trap, ctypes.POINTER(ffi.wasm_trap_t)))
+        else:
+            assert error, "called without an error or a trap"
+            raised = wasmtime.WasmtimeError._from_ptr(
+                ctypes.cast(error, ctypes.POINTER(ffi.wasmtime_error_t)))
+        maybe_raise_last_exn()
+        raise raised
