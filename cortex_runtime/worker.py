@@ -56,8 +56,6 @@ class WorkerTimedOut(WorkerCrashed):
 FATAL_KINDS = frozenset({"trap", "fuel", "timeout", "memory"})
 #: The reply to a request a retiring worker did not run (safe to send elsewhere).
 RETIRED = "retired"
-#: Replies are read in chunks of this size; several pipelined replies often arrive in one.
-READ_BYTES = 256 * 1024
 
 _SANDBOX_PARENT = str(Path(__file__).resolve().parent.parent)
 # The worker leaves with os._exit: no interpreter teardown, so no wasmtime destructor runs after
@@ -444,21 +442,20 @@ class Worker:
             if self._closed:
                 raise WorkerCrashed(self.exit_description())
             try:
-                chunk = os.read(self._recv_fd, READ_BYTES)
+                messages = self._decoder.read_from(self._recv_fd)
             except BlockingIOError:
                 await self._wait(anyio.wait_readable, self._recv_fd)
                 continue
-            except OSError:
-                chunk = b""
-            if not chunk:
-                self.doomed = True
-                await self._reap_briefly()
-                raise WorkerCrashed(self.exit_description())
-            try:
-                self._inbox.extend(self._decoder.feed(chunk))
             except FrameError as exc:
                 self.doomed = True
                 raise ProtocolError(f"worker {self.pid} sent a bad frame: {exc}") from None
+            except OSError:
+                messages = None
+            if messages is None:
+                self.doomed = True
+                await self._reap_briefly()
+                raise WorkerCrashed(self.exit_description())
+            self._inbox.extend(messages)
         return self._inbox.popleft()
 
     async def _wait(self, wait: Callable[[int], Awaitable[None]], fd: int) -> None:

@@ -73,6 +73,10 @@ def decode_body(body: bytes | memoryview, *, attachments: bool = True) -> dict[s
     return message
 
 
+#: Bytes asked of the kernel per read (a 16 MiB input takes several).
+READ_BYTES = 256 * 1024
+
+
 class FrameDecoder:
     """Incremental decoder: feed it bytes as they arrive, take out whole messages."""
 
@@ -80,8 +84,24 @@ class FrameDecoder:
         self._buffer = bytearray()
         self._limit = limit
         self._attachments = attachments
+        self._chunk: memoryview | None = None
 
-    def feed(self, data: bytes) -> list[dict[str, Any]]:
+    def read_from(self, fd: int) -> list[dict[str, Any]] | None:
+        """One read of ``fd`` (blocking or not, as the descriptor is; ``BlockingIOError`` if it
+        has nothing now), fed in; the messages it completed, or None at end of file.
+
+        It reads into a buffer kept for the purpose: ``os.read`` allocates ``READ_BYTES`` per
+        call, which in a worker (every allocation of 128 KiB or more mmapped on its own, see
+        ``residency.fix_mmap_threshold``) cost an mmap, a page fault, an mremap and an munmap:
+        9 µs per read instead of 1."""
+        if self._chunk is None:
+            self._chunk = memoryview(bytearray(READ_BYTES))
+        count = os.readv(fd, [self._chunk])
+        if not count:
+            return None
+        return self.feed(self._chunk[:count])
+
+    def feed(self, data: bytes | memoryview) -> list[dict[str, Any]]:
         """Add ``data`` and return every message it completed (maybe none)."""
         self._buffer += data
         messages: list[dict[str, Any]] = []

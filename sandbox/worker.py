@@ -29,8 +29,6 @@ from .residency import LibraryCode, fix_mmap_threshold
 #: A compiled artifact larger than this is not sent back for caching (it would not fit a frame).
 MAX_ARTIFACT_BYTES = 20 * 1024 * 1024
 DEFAULT_DATA_LIMIT = 6 * 1024**3
-#: Requests are read in chunks of this size (a 16 MiB input takes several).
-READ_BYTES = 256 * 1024
 #: Failures after which the worker retires (the supervisor's FATAL_KINDS).
 FATAL_KINDS = frozenset({"trap", "fuel", "timeout", "memory"})
 
@@ -133,10 +131,10 @@ def main(argv: list[str]) -> None:
             if compiled_since_release:  # idle: give back the compiler's code pages
                 compiled_since_release = False
                 compiler_code.release()
-            chunk = os.read(in_fd, READ_BYTES)
-            if not chunk:
+            messages = decoder.read_from(in_fd)
+            if messages is None:
                 raise EOFError
-            inbox.extend(decoder.feed(chunk))
+            inbox.extend(messages)
         return inbox.popleft()
 
     waiting = select.poll()

@@ -7,6 +7,9 @@ keeps serving.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import os
 import struct
 from pathlib import Path
 
@@ -20,7 +23,13 @@ from support import write_plugin
 import cortex_runtime.worker as worker_module
 from cortex_runtime import Runtime
 from cortex_runtime.errors import CallTimeout, PluginTrap, ProtocolError, WorkerCrashed
-from sandbox.framing import FrameDecoder, FrameError, encode_frame, encode_frame_with_attachment
+from sandbox.framing import (
+    READ_BYTES,
+    FrameDecoder,
+    FrameError,
+    encode_frame,
+    encode_frame_with_attachment,
+)
 
 # -- the decoder --------------------------------------------------------------------------------
 
@@ -32,6 +41,42 @@ json_objects = st.dictionaries(
                  max_leaves=10),
     max_size=5,
 )
+
+
+def test_reading_from_a_descriptor_reuses_one_buffer_and_reports_end_of_file() -> None:
+    read_end, write_end = os.pipe()
+    try:
+        _widen(write_end)
+        os.set_blocking(read_end, False)
+        decoder = FrameDecoder()
+        with pytest.raises(BlockingIOError):
+            decoder.read_from(read_end)  # nothing yet
+        big = {"text": "x" * (READ_BYTES * 3)}  # spans several reads
+        stream = encode_frame({"a": 1}) + encode_frame(big) + encode_frame({"b": 2})
+        received: list[dict[str, object]] = []
+        sent = 0
+        while len(received) < 3:
+            if sent < len(stream):
+                sent += os.write(write_end, stream[sent:sent + 100_000])
+            with contextlib.suppress(BlockingIOError):
+                messages = decoder.read_from(read_end)
+                assert messages is not None
+                received.extend(messages)
+        assert received == [{"a": 1}, big, {"b": 2}] and decoder.pending == 0
+        os.write(write_end, encode_frame({"c": 3})[:3])  # a partial header, then the peer leaves
+        os.close(write_end)
+        write_end = -1
+        assert decoder.read_from(read_end) == [] and decoder.pending == 3
+        assert decoder.read_from(read_end) is None
+    finally:
+        os.close(read_end)
+        if write_end >= 0:
+            os.close(write_end)
+
+
+def _widen(fd: int) -> None:
+    with contextlib.suppress(OSError):
+        fcntl.fcntl(fd, 1031, 1 << 20)  # F_SETPIPE_SZ: fewer round trips for the big frame
 
 
 @given(st.lists(json_objects, min_size=1, max_size=5), st.data())
