@@ -246,8 +246,8 @@ def observations(results: dict[str, Any]) -> str:
     one, again = prof.get("runtime_call_one_worker_us"), prof.get("runtime_call_default_pool_again_us")
     if one and again:
         out.append(f"Sequential tiny calls through a one-worker pool: {fmt(one)} µs p50, against "
-                   f"{fmt(again)} µs through the default pool measured right after (the default "
-                   "pool hands sequential calls to its workers in turn).")
+                   f"{fmt(again)} µs through the default pool measured right after (which keeps "
+                   "sequential calls on its most recently used worker).")
     for row_id, what in (("large_transform", "1 MB transform"), ("parse_100k", "100 KB parse")):
         av, dv, bv = (_value(results, row_id, x) for x in (A, D, B))
         if av and dv and bv:

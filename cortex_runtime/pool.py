@@ -217,8 +217,9 @@ class WorkerPool:
         has room (``_line_limit``), holds no call that may be slow and started moments ago: one
         that has the plugin loaded or its load request in the pipe while its line is short (a
         load costs about as much as a few calls), then an idle one, then one with the plugin's
-        instance prepared, the shortest line, the least recently used (it has had the longest to
-        prepare its next instance)."""
+        instance prepared, the shortest line, the most recently used (its CPU and caches are the
+        warmest: sequential calls handed to two workers in turn took 195 µs p50, kept on one
+        177 µs; under load the line lengths decide)."""
         best: Worker | None = None
         best_rank: tuple[bool, bool, bool, int, float] = (False, False, False, 0, 0.0)
         config = self.config
@@ -236,7 +237,7 @@ class WorkerPool:
             # worker without it is worth one load, or under sustained load one worker would get
             # every call while another sat idle.
             affine = line < AFFINITY_LINE and (prefer in worker.loaded or prefer in worker.load_sent)
-            rank = (affine, idle, prefer in worker.prepared, -line, -worker.last_used)
+            rank = (affine, idle, prefer in worker.prepared, -line, worker.last_used)
             if best is None or rank > best_rank:
                 best, best_rank = worker, rank
         return best

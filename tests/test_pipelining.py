@@ -107,6 +107,17 @@ def test_a_long_line_sends_the_next_call_to_a_worker_without_the_plugin() -> Non
     assert pool._pick("p") is busy
 
 
+def test_sequential_calls_stay_on_the_most_recently_used_of_equal_workers() -> None:
+    pool = _pool()
+    older = FakeWorker(loaded={"p"}, line=0, service_time=0.00005, last_used=1.0)
+    newer = FakeWorker(loaded={"p"}, line=0, service_time=0.00005, last_used=2.0)
+    older.prepared = newer.prepared = {"p": None}
+    pool._ready[:] = [older, newer]  # type: ignore[list-item]
+    assert pool._pick("p") is newer  # its CPU and caches are the warmest
+    newer.prepared = {}
+    assert pool._pick("p") is older  # but an instance made ahead counts for more
+
+
 async def test_sustained_load_is_spread_over_every_worker(tmp_path: Path) -> None:
     # Calls one worker alone cannot keep up with: the plugin is loaded into one worker, the other
     # takes its share once the first one's line is long.
