@@ -426,6 +426,9 @@ class Executor:
         try:
             if not state.instantiated:
                 self._instantiate(plugin, guest, state, min_pages=min_pages, max_pages=max_pages)
+            if allocator not in plugin.allocators:  # the supervisor checked; calls are unchecked
+                raise CallFailed("trap", f"{allocator!r} is not an allocator of this module",
+                                 trap_code="bad_export")
             ptr = self._write_input(guest, _export_number(plugin, allocator), allocator, payload)
             result_ptr = guest.call(_export_number(plugin, export), ptr, len(payload)) & U32
             output = self._read_output(guest, result_ptr, max_output, ctx)

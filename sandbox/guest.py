@@ -175,11 +175,14 @@ class Guest:
         it has none), as wasm's signed value."""
         if not self._export(export, _FUNC_EXTERN) or _kind(_scratch.func) != _FUNC:
             raise GuestExportError(f"export number {export} is not a function")
+        if len(args) > MAX_ARGS:
+            raise ValueError(f"at most {MAX_ARGS} arguments")
+        _ARGS[0] = 0
         for i, arg in enumerate(args):
             _ARGS[i * _VAL_RAW_SLOTS] = arg
         _scratch.trap = None
-        error = _call_unchecked(self._context, _FUNC_EXTERN + _OF, _VALUES, max(len(args), 1),
-                                _TRAP)
+        # Signatures were checked at load; the length is the buffer's, whatever the call needs.
+        error = _call_unchecked(self._context, _FUNC_EXTERN + _OF, _VALUES, MAX_ARGS, _TRAP)
         if error or _scratch.trap:
             self._raise(error)
         return int(_ARGS[0])

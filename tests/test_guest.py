@@ -30,10 +30,11 @@ WAT = """
   (func (export "grow") (param i32) (result i32) (memory.grow (local.get 0)))
   (func (export "call_host") (call $boom))
   (global (export "hits") (mut i32) (i32.const 0))
+  (func (export "nothing"))
 )
 """
 EXPORTS = {name: i for i, name in enumerate(
-    ["memory", "add", "store", "trap", "spin", "grow", "call_host", "hits"])}
+    ["memory", "add", "store", "trap", "spin", "grow", "call_host", "hits", "nothing"])}
 
 
 class Boom(Exception):
@@ -67,6 +68,10 @@ def test_calls_pass_i32_arguments_and_return_signed_results(pre: Any) -> None:
         assert guest.call(EXPORTS["add"], -1, 0) == -1  # i32 as wasm's signed value
         assert guest.call(EXPORTS["add"], 0x7FFFFFFF, 1) == -(2**31)
         assert guest.call(EXPORTS["grow"], 0) == 1  # one argument: the memory's size in pages
+        assert guest.call(EXPORTS["add"], 5, 6) == 11
+        assert guest.call(EXPORTS["nothing"]) == 0  # no result: 0, not what the buffer held
+        with pytest.raises(ValueError, match="at most 2 arguments"):
+            guest.call(EXPORTS["add"], 1, 2, 3)
     finally:
         guest.close()
 

@@ -15,7 +15,7 @@ from support import POOL_WAT, write_plugin
 from cortex_runtime import Runtime
 from sandbox import PREPARED_PLUGINS
 from sandbox.engine import LoadedPlugin, load_plugin, make_engine
-from sandbox.execute import RECENT_CALLS_PER_PLUGIN, Executor
+from sandbox.execute import RECENT_CALLS_PER_PLUGIN, CallFailed, Executor
 
 #: Returns how many times this instance's ``count`` ran (1 on a fresh instance), as JSON.
 COUNTER_WAT = r"""
@@ -185,3 +185,16 @@ async def test_a_runtime_can_do_without_prepared_instances(tmp_path: Path) -> No
     for bad in (-1, 7, True, 2.0):
         with pytest.raises(ValueError, match="prepared_instances"):
             Runtime(prepared_instances=bad)  # type: ignore[arg-type]
+
+
+def test_an_allocator_the_module_does_not_have_is_refused_before_any_guest_code(
+        tmp_path: Path) -> None:
+    # The supervisor only sends an allocator it found in the module; the worker checks again,
+    # since it calls exports without per-call type checks.
+    executor, (plugin,) = _plugins(tmp_path, 1)
+    for allocator in ("count", "memory", "nonexistent"):
+        with pytest.raises(CallFailed) as refused:
+            executor.call(plugin, "count", b"{}", allocator=allocator, max_output=64, **LIMITS)
+        executor.release()
+        assert refused.value.trap_code == "bad_export", allocator
+    assert _call(executor, plugin)[0] == 1  # a proper call still runs, on a fresh instance
