@@ -18,6 +18,7 @@ would (``maybe_raise_last_exn``).
 from __future__ import annotations
 
 import ctypes
+import threading
 from collections.abc import Callable
 from typing import Any, NoReturn, cast
 
@@ -110,6 +111,8 @@ _VALUES = _SCRATCH + _Scratch.values.offset
 _ARGS = (ctypes.c_int32 * (MAX_ARGS * _VAL_RAW_SLOTS)).from_address(_VALUES)
 _INSTANCE_OFFSET = _Handles.instance.offset
 _MEMORY_OFFSET = _Handles.memory.offset
+#: The one thread guests may run in: the first that makes one.
+_owner: int | None = None
 
 
 class Guest:
@@ -120,7 +123,13 @@ class Guest:
 
     def __init__(self, engine: int) -> None:
         """A new store in ``engine`` (an ``address_of`` an engine)."""
-        self._store: int = _store_new(engine, None, None)
+        global _owner
+        self._store = 0  # until made: ``close`` (and ``__del__``) have nothing to free
+        if _owner != threading.get_ident():
+            if _owner is not None:
+                raise RuntimeError("guests share scratch space: they run in one thread only")
+            _owner = threading.get_ident()
+        self._store = _store_new(engine, None, None)
         if not self._store:
             raise MemoryError("wasmtime could not create a store")
         self._context: int = _store_context(self._store)

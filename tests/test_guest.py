@@ -6,6 +6,7 @@ pooling allocator's few slots never run out."""
 from __future__ import annotations
 
 import gc
+import threading
 from typing import Any
 
 import psutil
@@ -172,3 +173,19 @@ def test_stores_are_freed_once_so_slots_and_memory_do_not_leak(pre: Any) -> None
         guest.call(EXPORTS["add"], 1, 2)
         guest.close()
     assert process.memory_info().rss - before < 8 * 1024 * 1024
+
+
+def test_guests_refuse_a_second_thread(pre: Any) -> None:
+    _guest(pre).close()  # this thread owns the scratch space now
+    errors: list[BaseException] = []
+
+    def elsewhere() -> None:
+        try:
+            Guest(ENGINE_ADDRESS)
+        except RuntimeError as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=elsewhere)
+    thread.start()
+    thread.join()
+    assert len(errors) == 1 and "one thread" in str(errors[0])
