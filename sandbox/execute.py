@@ -1,8 +1,10 @@
 """Run one capability call on a fresh instance, following ABI v1 (docs/abi.md).
 
 Everything the guest hands back (allocator pointers, result pointer, length header, bytes) is
-untrusted: wasmtime-py returns i32 as *signed* Python ints and ``Memory.read`` clamps slices
-silently, so every offset is masked to u32 and checked against the memory size before any read.
+untrusted: a guest call's i32 comes back as a *signed* Python int, so every offset is masked to
+u32, and every range is checked against the memory's current size before it is read or written
+(``guest.Guest.read``/``write``; host imports through wasmtime-py, ``read_guest`` below). The
+instance itself is driven through Wasmtime's C API by ``sandbox/guest.py``.
 """
 
 from __future__ import annotations
