@@ -39,6 +39,7 @@ from sandbox.framing import (
 )
 
 from .errors import ProtocolError, WorkerCrashed
+from .flags import Flag, flag_type
 
 log = structlog.get_logger("cortex_runtime")
 
@@ -92,7 +93,8 @@ class Worker:
         self.layers: list[dict[str, Any]] = []
         self._inflight: collections.deque[InFlight] = collections.deque()
         self._send_lock = anyio.Lock(fast_acquire=True)
-        self._wakeup = anyio.Event()
+        self._new_flag = flag_type()
+        self._wakeup = self._new_flag()
         #: Set once the channel died; later requests fail at once with ``WorkerGone``.
         self.failed: BaseException | None = None
         #: Callers currently holding this worker (see ``WorkerPool.acquire``).
@@ -284,8 +286,8 @@ class Worker:
         if self._closed or self.failed is not None:
             raise WorkerGone(self.exit_description())
         self._next_id += 1
-        pending = InFlight(self._next_id, backstop, call=message.get("op") == "call",
-                           queueable=queueable)
+        pending = InFlight(self._next_id, backstop, self._new_flag(),
+                           call=message.get("op") == "call", queueable=queueable)
         try:
             frame = _frame(message, pending.call_id, payload)
         except FrameError as exc:
@@ -350,7 +352,7 @@ class Worker:
                         if self._closed:
                             return
                         backstop.deadline = math.inf
-                        self._wakeup = anyio.Event()
+                        self._wakeup = self._new_flag()
                         await self._wakeup.wait()
                         continue
                     head = self._inflight[0]
@@ -477,14 +479,15 @@ class InFlight:
     __slots__ = ("abandoned", "backstop", "call", "call_id", "done", "error", "queueable", "reply",
                  "started")
 
-    def __init__(self, call_id: int, backstop: float | None, *, call: bool = False,
+    def __init__(self, call_id: int, backstop: float | None, done: Flag, *, call: bool = False,
                  queueable: bool = True) -> None:
         self.call_id = call_id
         self.call = call
         self.queueable = queueable
         self.backstop = backstop
         self.started: float | None = None
-        self.done = anyio.Event()
+        #: Set once ``reply`` or ``error`` is.
+        self.done = done
         self.reply: dict[str, Any] | None = None
         self.error: BaseException | None = None
         self.abandoned = False
