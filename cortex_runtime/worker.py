@@ -30,13 +30,17 @@ import structlog
 
 from sandbox import PREPARED_PLUGINS
 from sandbox.framing import (
+    ATTACHMENT,
+    LARGE_FRAME_BYTES,
     MAX_FRAME_BYTES,
     PROTOCOL_VERSION,
     FrameDecoder,
     FrameError,
+    attachment_frame_head,
     encode_frame,
     encode_frame_with_attachment,
 )
+from sandbox.jsoncheck import InvalidResult, decode_result
 
 from .errors import ProtocolError, WorkerCrashed
 from .flags import Flag, flag_type
@@ -78,7 +82,7 @@ class Worker:
         self.pid: int = process.pid
         self._send_fd = send_fd
         self._recv_fd = recv_fd
-        self._decoder = FrameDecoder(limit=MAX_FRAME_BYTES, attachments=False)
+        self._decoder = FrameDecoder(limit=MAX_FRAME_BYTES)
         self._inbox: collections.deque[dict[str, Any]] = collections.deque()
         self._next_id = 0
         self._closed = False
@@ -417,14 +421,17 @@ class Worker:
             first = False
             pending.done.set()
 
-    async def _send(self, frame: bytes) -> None:
-        view = memoryview(frame)
+    async def _send(self, frame: bytes | tuple[bytes, bytes]) -> None:
+        """Write a frame: one buffer, or a large attachment's head and the attachment itself,
+        gathered from where they lie (``os.writev``) rather than joined first."""
+        views = [memoryview(frame)] if isinstance(frame, bytes) else [memoryview(p) for p in frame]
+        total = left = sum(len(view) for view in views)
         try:
-            while view:
+            while views:
                 if self._closed:
                     raise WorkerGone(self.exit_description())
                 try:
-                    written = os.write(self._send_fd, view)
+                    written = os.writev(self._send_fd, views)
                 except BlockingIOError:
                     await self._wait(anyio.wait_writable, self._send_fd)
                     continue
@@ -432,9 +439,13 @@ class Worker:
                     self.doomed = True
                     await self._reap_briefly()
                     raise WorkerGone(self.exit_description()) from None
-                view = view[written:]
+                left -= written
+                while views and written >= len(views[0]):
+                    written -= len(views.pop(0))
+                if views:
+                    views[0] = views[0][written:]
         except BaseException:
-            if len(view) != len(frame):  # half a frame is in the pipe: the channel is unusable
+            if 0 < left < total:  # half a frame is in the pipe: the channel is unusable
                 self.doomed = True
                 await self.kill()
             raise
@@ -445,6 +456,10 @@ class Worker:
                 raise WorkerCrashed(self.exit_description())
             try:
                 messages = self._decoder.read_from(self._recv_fd)
+                if messages:
+                    for message in messages:
+                        if ATTACHMENT in message:
+                            _result_from_attachment(message)
             except BlockingIOError:
                 await self._wait(anyio.wait_readable, self._recv_fd)
                 continue
@@ -505,10 +520,30 @@ def _widen_pipe(fd: int) -> None:
             fcntl.fcntl(fd, F_SETPIPE_SZ, PIPE_BYTES)
 
 
-def _frame(message: dict[str, Any], call_id: int, payload: bytes | None) -> bytes:
+def _result_from_attachment(reply: dict[str, Any]) -> None:
+    """A large result arrives as the reply frame's attachment, unchecked: decode and check it
+    into ``result`` (one parse, where the worker would have parsed it once more to check it).
+    A result that is not JSON the supervisor can decode exactly turns the reply into the
+    ``invalid_output`` error a worker gives for a small one. An attachment on any other reply,
+    or beside a result, breaks the protocol."""
+    attachment = reply.pop(ATTACHMENT)
+    if reply.get("ok") is not True or "result" in reply:
+        raise FrameError("an attachment on a reply that is not a success without a result")
+    try:
+        reply["result"] = decode_result(attachment)
+    except InvalidResult as exc:
+        reply["ok"] = False
+        reply["error"] = {"kind": "invalid_output", "message": str(exc)}
+
+
+def _frame(message: dict[str, Any], call_id: int,
+           payload: bytes | None) -> bytes | tuple[bytes, bytes]:
     """The request's frame; ``payload`` (a call's input) travels as the raw attachment, so the
-    guest gets the caller's bytes exactly, escapes and all, with no re-encoding on either side."""
+    guest gets the caller's bytes exactly, escapes and all, with no re-encoding on either side.
+    A large payload is left where it is, behind the frame's head (see ``_send``)."""
     body = orjson.dumps(dict(message, id=call_id))
     if payload is None:
         return encode_frame(body)
+    if len(payload) >= LARGE_FRAME_BYTES:
+        return attachment_frame_head(body, len(payload)), payload
     return encode_frame_with_attachment(body, payload)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import collections
 import gc
-import json
 import math
 import threading
 import time
@@ -23,7 +22,9 @@ import wasmtime
 
 from . import MAX_PREPARED_PLUGINS, PREPARED_PLUGINS
 from .engine import CORTEX_MODULE, MAX_TABLE_ELEMENTS, MAX_TABLES, LoadedPlugin
+from .framing import ATTACHMENT, LARGE_FRAME_BYTES
 from .guest import Guest, GuestExportError, address_of
+from .jsoncheck import InvalidResult, decode_result
 
 PAGE = 65536
 U32 = 0xFFFFFFFF
@@ -40,64 +41,12 @@ LEVELS = {0: "debug", 1: "info", 2: "warning", 3: "error"}
 RECENT_CALLS_PER_PLUGIN = 2
 
 
-_INT_MIN, _INT_MAX = -(2**63), 2**64 - 1
-#: orjson turns integers outside the 64-bit range into floats at least this large.
-_BIG_FLOAT = 9.2e18
-
-
-def _depth_and_big_floats(value: Any) -> tuple[int, bool]:
-    """Nesting depth of a decoded JSON value, and whether it holds a float that may stand for an
-    out-of-range integer literal (one walk over the containers; strings cost nothing)."""
-    depth = 0
-    big = False
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        item, level = stack.pop()
-        if isinstance(item, dict):
-            depth = max(depth, level)
-            stack.extend((v, level + 1) for v in item.values())
-        elif isinstance(item, list):
-            depth = max(depth, level)
-            stack.extend((v, level + 1) for v in item)
-        elif type(item) is float and abs(item) >= _BIG_FLOAT:
-            big = True
-    return depth, big
-
-
-def check_json(data: bytes) -> None:
-    """Accept only JSON the supervisor can decode exactly: see "Null results and errors" in abi.md.
-
-    One document only (spliced into the reply frame, "1,2" could otherwise inject keys); nesting
-    at most 1023 (the reply frame adds a level and its decoder allows 1024); integers within
-    [-2**63, 2**64) (orjson would silently turn larger ones into floats).
-    """
+def check_json(data: bytes | memoryview) -> None:
+    """Accept only JSON the supervisor can decode exactly (``jsoncheck.decode_result``)."""
     try:
-        value = orjson.loads(data)  # checks UTF-8 too (RFC 3629: no surrogates, no overlongs)
-    except orjson.JSONDecodeError as exc:
-        try:  # only now, for the message: decoding 1 MB just to check it costs about 1 ms
-            data.decode("utf-8")
-        except UnicodeDecodeError as bad:
-            raise CallFailed("invalid_output", f"output is not valid UTF-8: {bad.reason} "
-                             f"at byte {bad.start}") from None
-        problem = "nested deeper than 1023 levels" if "depth" in str(exc) else f"not valid JSON: {exc}"
-        raise CallFailed("invalid_output", f"output is {problem}") from None
-    depth, big = _depth_and_big_floats(value)
-    if depth > 1023:
-        raise CallFailed("invalid_output", "output is nested deeper than 1023 levels")
-    if big:  # rare: decide exactly whether a big float was an integer literal
-        def exact_int(token: str) -> int:
-            if len(token.lstrip("-")) > 20 or not _INT_MIN <= int(token) <= _INT_MAX:
-                raise ValueError(token)
-            return 0
-
-        try:
-            json.loads(data, parse_int=exact_int)
-        except ValueError as exc:
-            raise CallFailed(
-                "invalid_output", f"output has an integer outside the 64-bit range: {str(exc)[:40]}"
-            ) from None
-        except RecursionError:
-            raise CallFailed("invalid_output", "output is too deeply nested to check") from None
+        decode_result(data)
+    except InvalidResult as exc:
+        raise CallFailed("invalid_output", str(exc)) from None
 
 
 class CallFailed(Exception):
@@ -395,7 +344,7 @@ class Executor:
         self,
         plugin: LoadedPlugin,
         export: str,
-        payload: bytes,
+        payload: bytes | memoryview,
         *,
         fuel: int,
         timeout_ms: float,
@@ -447,11 +396,14 @@ class Executor:
                 self.last_fuel_used = fuel - guest.fuel()  # instantiation's share included
             except wasmtime.WasmtimeError:
                 self.last_fuel_used = fuel
-        fields = {
-            "result": orjson.Fragment(output),
+        fields: dict[str, Any] = {
             "fuel_used": self.last_fuel_used,
             "elapsed_us": int((time.perf_counter() - started) * 1e6),
         }
+        if isinstance(output, memoryview):  # large: the reply's attachment, sent from guest memory
+            fields[ATTACHMENT] = output
+        else:
+            fields["result"] = orjson.Fragment(output)
         return fields, ctx
 
     def _instantiate(self, plugin: LoadedPlugin, guest: Guest, state: _CallState, *,
@@ -507,7 +459,7 @@ class Executor:
         return CallFailed("trap", reason, trap_code="host", backtrace=trace)
 
     @staticmethod
-    def _write_input(guest: Guest, alloc: int, allocator: str, payload: bytes) -> int:
+    def _write_input(guest: Guest, alloc: int, allocator: str, payload: bytes | memoryview) -> int:
         ptr = guest.call(alloc, max(len(payload), 1)) & U32
         if ptr == 0:
             raise CallFailed("invalid_output", f"allocator {allocator!r} returned a null pointer")
@@ -520,7 +472,11 @@ class Executor:
         return ptr
 
     @staticmethod
-    def _read_output(guest: Guest, result_ptr: int, max_output: int, ctx: CallContext) -> bytes:
+    def _read_output(guest: Guest, result_ptr: int, max_output: int,
+                     ctx: CallContext) -> bytes | memoryview:
+        """The result's JSON: copied out and checked if small; if large, a view of guest memory
+        (valid until the guest is released, see ``release``), for whoever decodes it to check
+        (``jsoncheck``: the supervisor does)."""
         if ctx.error is not None:
             raise CallFailed("plugin_error", ctx.error)
         if result_ptr == 0:
@@ -541,13 +497,14 @@ class Executor:
                 "invalid_output", f"output of {length} bytes exceeds the {max_output}-byte cap"
             )
         try:
-            data = guest.read(result_ptr + 4, length)
+            data = (guest.view if length >= LARGE_FRAME_BYTES else guest.read)(result_ptr + 4, length)
         except IndexError:
             raise CallFailed(
                 "invalid_output", f"result of {length} bytes at {result_ptr + 4} runs past the "
                 f"end of memory ({guest.memory_size()} bytes)",
             ) from None
-        check_json(data)
+        if isinstance(data, bytes):  # a large result is checked by the supervisor as it decodes it
+            check_json(data)
         return data
 
     @staticmethod

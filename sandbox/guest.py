@@ -220,13 +220,29 @@ class Guest:
             return b""
         return ctypes.string_at(_memory_data(self._context, self._memory_address) + ptr, length)
 
-    def write(self, ptr: int, data: bytes) -> None:
+    def view(self, ptr: int, length: int) -> memoryview:
+        """The ``length`` bytes at ``ptr`` where they lie (no copy), or raise ``IndexError``.
+
+        Valid only until guest code runs again (it may grow, and so move, the memory) or the
+        guest is closed: a large result is checked and written out from here, before either."""
+        if ptr < 0 or length < 0 or ptr + length > self.memory_size():
+            raise IndexError(f"range {ptr}+{length} is past the end of memory")
+        if length == 0:
+            return memoryview(b"")
+        base = _memory_data(self._context, self._memory_address)
+        return memoryview((ctypes.c_ubyte * length).from_address(base + ptr)).cast("B")
+
+    def write(self, ptr: int, data: bytes | memoryview) -> None:
         """Copy ``data`` into memory at ``ptr``, or raise ``IndexError``."""
         if ptr < 0 or ptr + len(data) > self.memory_size():
             raise IndexError(f"range {ptr}+{len(data)} is past the end of memory")
-        if data:
+        if not data:
+            return
+        if isinstance(data, bytes):
             ctypes.memmove(_memory_data(self._context, self._memory_address) + ptr, data,
                            len(data))
+        else:  # a view (a large input, in the frame it arrived in)
+            self.view(ptr, len(data))[:] = data
 
     # -- failures -----------------------------------------------------------------------------
 

@@ -21,8 +21,10 @@ from .framing import (
     PROTOCOL_VERSION,
     FrameDecoder,
     FrameError,
+    attachment_frame_head,
     encode_frame,
     write_all,
+    write_all_parts,
 )
 from .residency import LibraryCode, fix_mmap_threshold
 
@@ -31,6 +33,9 @@ MAX_ARTIFACT_BYTES = 20 * 1024 * 1024
 DEFAULT_DATA_LIMIT = 6 * 1024**3
 #: Failures after which the worker retires (the supervisor's FATAL_KINDS).
 FATAL_KINDS = frozenset({"trap", "fuel", "timeout", "memory"})
+#: Requests up to this size reuse one read buffer; it stays resident (up to this much) in a
+#: worker that has had one. Larger ones get a buffer of their own each.
+KEEP_LARGE_FRAME_BYTES = 2 * 1024 * 1024
 
 
 def yield_to_supervisor() -> None:
@@ -98,8 +103,14 @@ def main(argv: list[str]) -> None:
     missing = [layer for layer in layers if not layer.active]
 
     def send(message: dict[str, Any]) -> None:
+        # A large result is the frame's attachment, written from guest memory where it lies.
+        attachment: memoryview | None = message.pop(ATTACHMENT, None)
         try:
-            frame = encode_frame(orjson.dumps(message))
+            body = orjson.dumps(message)
+            if attachment is not None:
+                write_all_parts(out_fd, [attachment_frame_head(body, len(attachment)), attachment])
+                return
+            frame = encode_frame(body)
         except FrameError as exc:
             # Output and logs within their caps can still add up past the frame limit.
             frame = encode_frame({"id": message.get("id"), "ok": False, "error": {
@@ -120,7 +131,9 @@ def main(argv: list[str]) -> None:
     # calls already queued behind it are answered "retired" (they did not run) and the supervisor
     # sends them elsewhere and replaces this process.
     retiring = False
-    decoder = FrameDecoder(limit=MAX_FRAME_BYTES)
+    # Requests are handled one at a time, each before the next read: a large input can be read
+    # into one buffer kept for it (its pages already faulted in), not a fresh one per call.
+    decoder = FrameDecoder(limit=MAX_FRAME_BYTES, keep_large=KEEP_LARGE_FRAME_BYTES)
     inbox: collections.deque[dict[str, Any]] = collections.deque()
     compiled_since_release = False
 
@@ -183,7 +196,7 @@ def main(argv: list[str]) -> None:
                       "error": {"kind": "no_capability", "message": f"no capability {export!r}"}})
                 continue
             payload = request.get(ATTACHMENT)
-            if not isinstance(payload, bytes):
+            if not isinstance(payload, (bytes, memoryview)):
                 send({"op": "fatal", "error": {"kind": "protocol",
                                                "message": "a call frame without its input attachment"}})
                 return

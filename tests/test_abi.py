@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -382,6 +383,31 @@ async def test_integers_outside_the_64_bit_range_are_invalid_output(
         await rt.load(make_plugin("bad_results"))
         with pytest.raises(InvalidOutput, match="outside the 64-bit range"):
             await rt.call("bad-results", capability, {})
+
+
+@pytest.mark.parametrize(
+    ("capability", "message"),
+    [
+        ("large_not_utf8", "output is not valid UTF-8: invalid start byte at byte 80001"),
+        ("large_not_json", "output is not valid JSON"),
+        ("large_frame_injection", "output is not valid JSON"),
+        ("large_integer_too_big", "output has an integer outside the 64-bit range"),
+        ("large_nested_1024", "output is nested deeper than 1023 levels"),
+    ],
+)
+async def test_a_large_result_is_checked_as_strictly_by_the_supervisor(
+    runtime: RuntimeFactory, make_plugin: PluginFactory, capability: str, message: str
+) -> None:
+    """A result of 64 KiB or more crosses as the reply's attachment, from guest memory, and the
+    worker does not parse it; the supervisor checks it as it decodes it. The same errors, with
+    the same messages, and nobody is blamed but the plugin: no worker is killed."""
+    async with runtime() as rt:
+        await rt.load(make_plugin("bad_results"))
+        assert await rt.call("bad-results", "large_valid", {}) == {"ok": True}
+        with pytest.raises(InvalidOutput, match=re.escape(message)):
+            await rt.call("bad-results", capability, {})
+        assert await rt.call("bad-results", "large_valid", {}) == {"ok": True}
+        assert rt.stats.get("killed", 0) == 0
 
 
 async def test_output_over_max_output_bytes_is_invalid_output(

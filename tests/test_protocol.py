@@ -11,24 +11,35 @@ import contextlib
 import fcntl
 import os
 import struct
+import threading
 from pathlib import Path
 
 import anyio
 import orjson
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from support import write_plugin
 
 import cortex_runtime.worker as worker_module
 from cortex_runtime import Runtime
-from cortex_runtime.errors import CallTimeout, PluginTrap, ProtocolError, WorkerCrashed
+from cortex_runtime.errors import (
+    CallTimeout,
+    InvalidOutput,
+    PluginTrap,
+    ProtocolError,
+    WorkerCrashed,
+)
 from sandbox.framing import (
+    LARGE_FRAME_BYTES,
     READ_BYTES,
     FrameDecoder,
     FrameError,
     encode_frame,
     encode_frame_with_attachment,
+    read_exactly,
+    write_all,
+    write_all_parts,
 )
 
 # -- the decoder --------------------------------------------------------------------------------
@@ -137,9 +148,78 @@ def test_malformed_or_unexpected_attachment_frames_are_refused() -> None:
                  b"B\x00\x00\x00\x0bB\x00\x00\x00\x02{}{}"):
         with pytest.raises(FrameError):
             FrameDecoder().feed(frame(body))
-    # the supervisor's decoder (worker replies) refuses attachments altogether
+    # a decoder that takes no attachments refuses them
     with pytest.raises(FrameError, match="unexpected frame with an attachment"):
         FrameDecoder(attachments=False).feed(encode_frame_with_attachment(b"{}", b"x"))
+
+
+@given(st.lists(st.sampled_from([10, LARGE_FRAME_BYTES - 40, LARGE_FRAME_BYTES, 200_000]),
+                min_size=1, max_size=5),
+       st.lists(st.one_of(st.integers(1, 9), st.integers(1000, 90_000)), min_size=1,
+                max_size=20).filter(lambda steps: max(steps) >= 1000),
+       st.booleans())
+@settings(deadline=None)
+def test_large_frames_in_their_own_buffer_survive_any_chunking(
+    sizes: list[int], steps: list[int], keep: bool
+) -> None:
+    """Large frames (attachments of 64 KiB and more) are gathered in a buffer of their own, or
+    one kept for them, between small ones; any cut of the stream gives the same messages."""
+    attachments = [bytes([i % 251]) * size for i, size in enumerate(sizes)]
+    stream = b"".join(encode_frame_with_attachment(orjson.dumps({"i": i}), a)
+                      for i, a in enumerate(attachments))
+    decoder = FrameDecoder(keep_large=1 << 20 if keep else 0)
+    got: list[tuple[object, bytes]] = []
+    position = 0
+    step = 0
+    while position < len(stream):
+        cut = min(len(stream), position + steps[step % len(steps)])
+        for message in decoder.feed(stream[position:cut]):
+            got.append((message["i"], bytes(message["attachment"])))  # used before the next feed
+        position = cut
+        step += 1
+    assert got == list(enumerate(attachments)) and decoder.pending == 0
+
+
+def test_a_large_frame_is_read_straight_into_its_buffer_and_no_further() -> None:
+    read_end, write_end = os.pipe()
+    try:
+        _widen(write_end)
+        big = bytes(range(256)) * 2400  # 614 KB: more than one read of READ_BYTES
+        small = encode_frame({"after": True})
+        stream = encode_frame_with_attachment(b'{"i":1}', big) + small
+        writer = threading.Thread(target=write_all, args=(write_end, stream))
+        writer.start()
+        decoder = FrameDecoder(keep_large=1 << 20)
+        messages: list[dict[str, object]] = []
+        while not messages:
+            got = decoder.read_from(read_end)
+            assert got is not None
+            messages.extend(got)
+        writer.join()
+        (message,) = messages
+        attachment = message["attachment"]
+        assert isinstance(attachment, memoryview) and attachment == big
+        # the next frame was left in the pipe for the next read, which takes the view back
+        assert decoder.pending == 0 and decoder.read_from(read_end) == [{"after": True}]
+        with pytest.raises(ValueError):
+            bytes(attachment)
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+
+
+def test_write_all_parts_writes_every_part_in_order_through_short_writes() -> None:
+    read_end, write_end = os.pipe()
+    try:
+        parts: list[bytes | memoryview] = [b"head", b"", memoryview(b"x" * 300_000), b"tail"]
+        writer = threading.Thread(target=write_all_parts, args=(write_end, parts))
+        writer.start()  # 300 KB through a 64 KiB pipe: several short writes
+        received = read_exactly(read_end, 4 + 300_000 + 4)
+        writer.join()
+        assert received == b"head" + b"x" * 300_000 + b"tail"
+    finally:
+        os.close(read_end)
+        os.close(write_end)
 
 
 def test_encode_refuses_frames_over_the_limit() -> None:
@@ -166,6 +246,15 @@ while True:
     elif MODE == "attachment":  # only requests may carry one
         body = b'{"id":' + str(req["id"]).encode() + b',"ok":true,"result":1}'
         write_all(out, struct.pack(">IcI", 5 + len(body) + 3, b"B", len(body)) + body + b"abc")
+    elif MODE in ("error_attachment", "large_result"):  # the input "bad" asks for a bad one
+        ok = "false" if MODE == "error_attachment" else "true"
+        body = b'{"id":' + str(req["id"]).encode() + b',"ok":' + ok.encode() + b',"logs":[]}'
+        bad = req.get("attachment") == b'"bad"'
+        result = b" " * 70000 + (b'{not json' if bad else b'"' + b"y" * 130000 + b'"')
+        frame = struct.pack(">IcI", 5 + len(body) + len(result), b"B", len(body)) + body + result
+        for i in range(0, len(frame), 50000):  # in pieces: the supervisor reads it in several
+            write_all(out, frame[i:i + 50000])
+            time.sleep(0.001)
     elif MODE == "garbage":
         write_all(out, struct.pack(">I", 9) + b"not json!")
     elif MODE == "wrong_id":
@@ -198,7 +287,7 @@ def plugin_dir(tmp_path: Path) -> Path:
 
 @pytest.mark.parametrize(
     "mode", ["oversized", "garbage", "wrong_id", "replayed_id", "no_ok", "error_without_kind",
-             "truncated", "attachment"]
+             "truncated", "attachment", "error_attachment"]
 )
 async def test_misbehaving_worker_gives_protocol_error_and_is_replaced(
     tmp_path: Path, plugin_dir: Path, monkeypatch: pytest.MonkeyPatch, mode: str
@@ -222,6 +311,28 @@ async def test_misbehaving_worker_gives_protocol_error_and_is_replaced(
                     break
                 except (ProtocolError, WorkerCrashed):
                     await anyio.sleep(0.05)
+
+
+async def test_a_large_result_attachment_is_decoded_and_checked_by_the_supervisor(
+    tmp_path: Path, plugin_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A large result crosses as the reply's attachment (here 200 KB, arriving in pieces). The
+    supervisor decodes it; if it is not valid JSON, that is the plugin's invalid output (the
+    worker does not check large results), not a protocol violation: nobody is killed."""
+    async with Runtime(workers=1, spare_workers=0, cache_dir=tmp_path / "cache",
+                       quarantine_after=0) as rt:
+        await rt.load(plugin_dir)
+        monkeypatch.setattr(worker_module, "_BOOT", FAKE_WORKER % "large_result")
+        with pytest.raises(PluginTrap):
+            await rt.call("pool", "boom", {})
+        with anyio.fail_after(10):
+            assert await rt.call("pool", "echo", 1) == "y" * 130000
+        killed = rt.stats["killed"]
+        for _ in range(2):
+            with anyio.fail_after(10), pytest.raises(InvalidOutput, match="not valid JSON"):
+                await rt.call("pool", "echo", "bad")
+            assert await rt.call("pool", "echo", "good") == "y" * 130000
+        assert rt.stats["killed"] == killed
 
 
 async def test_silent_worker_is_killed_by_the_supervisor_backstop(

@@ -515,17 +515,47 @@ static inline void cortex_string_begin(cortex_writer *w) {
     cortex_impl_putc(w, '"');
 }
 
+/* Eight bytes from p, in memory order (byte 0 in the low bits: wasm is little-endian). */
+static inline uint64_t cortex_impl_load64(const uint8_t *p) {
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
+
+#define CORTEX_IMPL_ONES 0x0101010101010101ull
+#define CORTEX_IMPL_HIGHS 0x8080808080808080ull
+
+/* Eight bytes tested at once (SWAR): the high bit of each byte of the result is set for a
+ * byte that a JSON string cannot hold as it is (below 0x20, '"', '\\', or 0x80 and up). The
+ * lowest set bit is exact (borrows only run upwards, past the first hit), so
+ * ctz(result) / 8 is the first such byte. */
+static inline uint64_t cortex_impl_special8(uint64_t x) {
+    uint64_t quote = x ^ (CORTEX_IMPL_ONES * '"');
+    uint64_t slash = x ^ (CORTEX_IMPL_ONES * '\\');
+    return (x | ((x - CORTEX_IMPL_ONES * 0x20) & ~x) | ((quote - CORTEX_IMPL_ONES) & ~quote) |
+            ((slash - CORTEX_IMPL_ONES) & ~slash)) &
+           CORTEX_IMPL_HIGHS;
+}
+
 /* Length of the run at s[0..n) of bytes that a JSON string holds as they are: printable ASCII
  * other than '"' and '\\', and valid UTF-8 sequences. */
 static inline size_t cortex_impl_plain_run(const uint8_t *s, size_t n) {
     const uint8_t *cls = cortex_impl_json_class;
     size_t i = 0;
     for (;;) {
-        /* printable ASCII, 8 bytes per test while it lasts (fewer instructions, less fuel) */
-        while (n - i >= 8 && cls[s[i]] == 0 &&
-               (cls[s[i + 1]] | cls[s[i + 2]] | cls[s[i + 3]] | cls[s[i + 4]] | cls[s[i + 5]] |
-                cls[s[i + 6]] | cls[s[i + 7]]) == 0)
+        /* printable ASCII, 16 then 8 bytes per test (fewer instructions, less fuel) */
+        while (n - i >= 16 &&
+               (cortex_impl_special8(cortex_impl_load64(s + i)) |
+                cortex_impl_special8(cortex_impl_load64(s + i + 8))) == 0)
+            i += 16;
+        while (n - i >= 8) {
+            uint64_t hit = cortex_impl_special8(cortex_impl_load64(s + i));
+            if (hit) {
+                i += (size_t)__builtin_ctzll(hit) >> 3;
+                break;
+            }
             i += 8;
+        }
         while (i < n && cls[s[i]] == 0) i++;
         if (i >= n || cls[s[i]] != 3) return i;
         size_t k = cortex_utf8_sequence((const char *)s + i, n - i);
