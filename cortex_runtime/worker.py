@@ -424,14 +424,19 @@ class Worker:
     async def _send(self, frame: bytes | tuple[bytes, bytes]) -> None:
         """Write a frame: one buffer, or a large attachment's head and the attachment itself,
         gathered from where they lie (``os.writev``) rather than joined first."""
-        views = [memoryview(frame)] if isinstance(frame, bytes) else [memoryview(p) for p in frame]
-        total = left = sum(len(view) for view in views)
+        if isinstance(frame, bytes):
+            views = [memoryview(frame)]
+            total = left = len(frame)
+        else:
+            views = [memoryview(part) for part in frame]
+            total = left = sum(len(view) for view in views)
         try:
             while views:
                 if self._closed:
                     raise WorkerGone(self.exit_description())
                 try:
-                    written = os.writev(self._send_fd, views)
+                    written = (os.write(self._send_fd, views[0]) if len(views) == 1
+                               else os.writev(self._send_fd, views))
                 except BlockingIOError:
                     await self._wait(anyio.wait_writable, self._send_fd)
                     continue

@@ -42,7 +42,11 @@ def encode_frame(message: dict[str, Any] | bytes, *, limit: int = MAX_FRAME_BYTE
 def encode_frame_with_attachment(message: bytes, attachment: bytes, *,
                                   limit: int = MAX_FRAME_BYTES) -> bytes:
     """One frame holding the JSON object ``message`` (pre-serialised) and raw ``attachment``."""
-    return b"".join((attachment_frame_head(message, len(attachment), limit=limit), attachment))
+    size = 1 + HEADER_SIZE + len(message) + len(attachment)
+    if size > limit:
+        raise FrameError(f"frame of {size} bytes exceeds the {limit}-byte limit")
+    return b"".join((HEADER.pack(size), ATTACHMENT_MARK, HEADER.pack(len(message)), message,
+                     attachment))
 
 
 def attachment_frame_head(message: bytes, attachment_size: int, *,

@@ -11,6 +11,7 @@ decodes it anyway: one parse instead of two). Light on purpose: the supervisor i
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import orjson
@@ -19,6 +20,9 @@ _INT_MIN, _INT_MAX = -(2**63), 2**64 - 1
 #: orjson turns integers outside the 64-bit range into floats at least this large.
 _BIG_FLOAT = 9.2e18
 MAX_DEPTH = 1023
+#: Every literal orjson could turn into a float that large: 19 digits or more in a row, or an
+#: exponent (which follows a digit). It may also match inside a string: the walk then decides.
+_MAYBE_BIG = re.compile(rb"[0-9]{19}|[0-9][eE]")
 
 
 class InvalidResult(ValueError):
@@ -37,6 +41,8 @@ def decode_result(data: bytes | bytearray | memoryview) -> Any:
                                 f"at byte {bad.start}") from None
         problem = "nested deeper than 1023 levels" if "depth" in str(exc) else f"not valid JSON: {exc}"
         raise InvalidResult(f"output is {problem}") from None
+    if len(data) <= 2 * MAX_DEPTH and not _MAYBE_BIG.search(data):
+        return value  # too short to nest deeper (two bytes a level), and no number that large
     depth, big = _depth_and_big_floats(value)
     if depth > MAX_DEPTH:
         raise InvalidResult("output is nested deeper than 1023 levels")
