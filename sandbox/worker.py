@@ -12,6 +12,7 @@ import contextlib
 import os
 import select
 import sys
+import time
 from typing import Any
 
 from . import confine
@@ -48,6 +49,16 @@ def yield_to_supervisor() -> None:
     the application. Unprivileged, and only this process is affected."""
     with contextlib.suppress(OSError, AttributeError):  # AttributeError: not Linux
         os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
+
+
+def poll_briefly(waiting: select.poll, seconds: float) -> None:
+    """Poll for the next request for up to ``seconds`` before blocking on it (``Runtime``'s
+    ``worker_spin``): a request written within then is read without waking an idle CPU, which
+    on this 2-core VM costs a back-to-back call ~45 µs (a tiny call's p50 159 → 114 µs). Each turn
+    yields to any other task runnable on this CPU, so the supervisor is not kept waiting."""
+    deadline = time.perf_counter() + seconds
+    while not waiting.poll(0) and time.perf_counter() < deadline:
+        os.sched_yield()
 
 
 def main(argv: list[str]) -> None:
@@ -137,16 +148,26 @@ def main(argv: list[str]) -> None:
     inbox: collections.deque[dict[str, Any]] = collections.deque()
     compiled_since_release = False
 
+    spin = float(options.get("spin", 0.0))
+
+    last_batch = 0
+
     def next_request() -> dict[str, Any]:
-        nonlocal compiled_since_release
+        nonlocal compiled_since_release, last_batch
         # Several pipelined requests usually arrive in one read.
         while not inbox:
             if compiled_since_release:  # idle: give back the compiler's code pages
                 compiled_since_release = False
                 compiler_code.release()
+            # Poll first only after a read that brought one request: calls one at a time, where
+            # the next comes within the supervisor's turnaround. Under load (pipelined batches)
+            # polling bought nothing and cost ~2.6% of throughput at concurrency 64.
+            if spin and last_batch == 1:
+                poll_briefly(waiting, spin)
             messages = decoder.read_from(in_fd)
             if messages is None:
                 raise EOFError
+            last_batch = len(messages)
             inbox.extend(messages)
         return inbox.popleft()
 

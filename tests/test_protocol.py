@@ -10,8 +10,10 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import select
 import struct
 import threading
+import time
 from pathlib import Path
 
 import anyio
@@ -395,3 +397,61 @@ async def test_a_call_frame_without_its_input_attachment_is_refused_by_the_worke
         monkeypatch.undo()
         with anyio.fail_after(20):
             assert await rt.call("pool", "echo", "fine") == "fine"
+
+
+# -- the worker's brief poll before it sleeps ------------------------------------------------------
+
+
+def test_poll_briefly_returns_as_soon_as_a_request_is_readable() -> None:
+    from sandbox.worker import poll_briefly
+
+    read_end, write_end = os.pipe()
+    try:
+        waiting = select.poll()
+        waiting.register(read_end, select.POLLIN)
+        timer = threading.Timer(0.05, os.write, args=(write_end, b"x"))
+        timer.start()
+        started = time.monotonic()
+        poll_briefly(waiting, 5.0)  # would poll for 5 s if nothing came
+        assert time.monotonic() - started < 4.0 and waiting.poll(0)
+        timer.join()
+        started = time.monotonic()
+        poll_briefly(waiting, 5.0)  # already readable: at once
+        assert time.monotonic() - started < 4.0
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+
+
+def test_poll_briefly_gives_up_after_its_time_when_nothing_comes() -> None:
+    from sandbox.worker import poll_briefly
+
+    read_end, write_end = os.pipe()
+    try:
+        waiting = select.poll()
+        waiting.register(read_end, select.POLLIN)
+        started = time.monotonic()
+        poll_briefly(waiting, 0.02)
+        assert time.monotonic() - started >= 0.02 and not waiting.poll(0)
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+
+
+@pytest.mark.parametrize("spin", [-0.001, 0.5, True, "fast"])
+def test_worker_spin_must_be_a_short_number_of_seconds(tmp_path: Path, spin: object) -> None:
+    with pytest.raises(ValueError, match="worker_spin"):
+        Runtime(cache_dir=tmp_path, worker_spin=spin)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("spin", [0, 0.001])
+async def test_calls_work_with_or_without_the_brief_poll(
+    tmp_path: Path, plugin_dir: Path, spin: float
+) -> None:
+    async with Runtime(workers=1, spare_workers=0, cache_dir=tmp_path / "cache",
+                       worker_spin=spin) as rt:
+        await rt.load(plugin_dir)
+        for i in range(20):
+            assert await rt.call("pool", "echo", {"i": i}) == {"i": i}
+            if i % 5 == 0:
+                await anyio.sleep(0.01)  # past the poll: the worker sleeps and is woken
