@@ -253,6 +253,23 @@ async def test_workers_are_recycled_when_rss_passes_the_cap(tmp_path: Path, plug
         assert rt.stats["recycled_rss"] >= 1
 
 
+async def test_worker_rss_matches_psutil_and_its_descriptor_closes_with_the_worker(
+    tmp_path: Path, plugin_dir: Path
+) -> None:
+    """The pool's RSS check reads /proc/<pid>/statm through a kept descriptor (cheaper than
+    psutil by 20x); it must agree with psutil, and leave with the worker."""
+    async with runtime(tmp_path, workers=1, spare_workers=0) as rt:
+        await rt.load(plugin_dir)
+        assert await rt.call("pool", "echo", 1) == 1
+        (worker,) = rt._pool._ready
+        ours, theirs = worker.rss(), psutil.Process(worker.pid).memory_info().rss
+        assert ours > 4 << 20 and abs(ours - theirs) < 2 << 20
+        statm = os.readlink(f"/proc/self/fd/{worker._statm}")
+        assert statm == f"/proc/{worker.pid}/statm"
+    assert worker.rss() == 0
+    assert worker._statm == -1
+
+
 async def test_restart_storm_backs_off_and_recovers(
     tmp_path: Path, plugin_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
