@@ -13,6 +13,7 @@ import contextlib
 import fcntl
 import math
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -73,6 +74,8 @@ STDERR_TAIL_LINES = 20
 #: Weight of the newest request in ``Worker.service_time``.
 SERVICE_TIME_WEIGHT = 0.25
 PAGE_BYTES = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+#: PIPE_BUF: a write of at most this many bytes to a pipe is atomic (POSIX: at least 512).
+PIPE_ATOMIC_BYTES = getattr(select, "PIPE_BUF", 512)
 
 
 class Worker:
@@ -319,16 +322,34 @@ class Worker:
             frame = _frame(message, pending.call_id, payload)
         except FrameError as exc:
             raise ProtocolError(str(exc)) from None
-        async with self._send_lock:
-            await self._send(frame)
-            # No checkpoint between the last byte written and this append: the line's order is
-            # the order of the frames in the pipe.
-            if not self._inflight:
-                pending.started = time.monotonic()
-            self._inflight.append(pending)
-            self._unqueueable += not queueable
-            self._wakeup.set()
+        if not (isinstance(frame, bytes) and self._write_at_once(frame)):
+            async with self._send_lock:
+                await self._send(frame)
+                self._enqueue(pending)
+            return pending
+        self._enqueue(pending)
         return pending
+
+    def _write_at_once(self, frame: bytes) -> bool:
+        """Write a small frame whole, now, if no one else is writing and the pipe takes all of
+        it (the usual case): no lock to take, no await. False, having written nothing, if not.
+        (The lock's bookkeeping had been ~2 µs a call, a few % of the supervisor's time.)"""
+        if self._send_lock.locked() or self._closed or len(frame) > PIPE_ATOMIC_BYTES:
+            return False
+        try:
+            # Up to PIPE_BUF bytes a pipe write is atomic: all of it or, if full, nothing.
+            return os.write(self._send_fd, frame) == len(frame)
+        except OSError:  # full (nothing written), or broken: ``_send`` says which
+            return False
+
+    def _enqueue(self, pending: InFlight) -> None:
+        # No checkpoint between the last byte written and this append: the line's order is the
+        # order of the frames in the pipe.
+        if not self._inflight:
+            pending.started = time.monotonic()
+        self._inflight.append(pending)
+        self._unqueueable += not pending.queueable
+        self._wakeup.set()
 
     async def reply_to(self, pending: InFlight) -> dict[str, Any]:
         """The reply to a request :meth:`submit` sent (the second half of :meth:`request`)."""
