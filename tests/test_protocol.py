@@ -257,6 +257,10 @@ while True:
         for i in range(0, len(frame), 50000):  # in pieces: the supervisor reads it in several
             write_all(out, frame[i:i + 50000])
             time.sleep(0.001)
+    elif MODE == "unsolicited":  # answers, then says more than it was asked
+        write_all(out, encode_frame({"id": req["id"], "ok": True, "result": "first", "logs": []}))
+        time.sleep(0.05)
+        write_all(out, encode_frame({"id": req["id"] + 1000, "ok": True, "result": "unasked"}))
     elif MODE == "garbage":
         write_all(out, struct.pack(">I", 9) + b"not json!")
     elif MODE == "wrong_id":
@@ -335,6 +339,30 @@ async def test_a_large_result_attachment_is_decoded_and_checked_by_the_superviso
                 await rt.call("pool", "echo", "bad")
             assert await rt.call("pool", "echo", "good") == "y" * 130000
         assert rt.stats["killed"] == killed
+
+
+async def test_a_frame_nobody_asked_for_does_not_spin_the_event_loop(
+    tmp_path: Path, plugin_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On asyncio the reply pipe stays registered with the event loop between replies. Bytes
+    that arrive while no request is outstanding must not leave it registered (level-triggered,
+    it would wake the loop on every turn): the supervisor stays idle, and the unasked frame is
+    a protocol violation once a request is outstanding."""
+    async with Runtime(workers=1, spare_workers=0, cache_dir=tmp_path / "cache",
+                       quarantine_after=0) as rt:
+        await rt.load(plugin_dir)
+        monkeypatch.setattr(worker_module, "_BOOT", FAKE_WORKER % "unsolicited")
+        with pytest.raises(PluginTrap):
+            await rt.call("pool", "boom", {})
+        assert await rt.call("pool", "echo", 1) == "first"
+        (worker,) = rt._pool._ready
+        await anyio.sleep(0.2)  # the unasked frame arrives 50 ms after the reply
+        cpu = time.process_time()
+        await anyio.sleep(0.3)
+        assert time.process_time() - cpu < 0.1  # idle, not woken on every turn
+        assert not worker._reader_registered
+        with anyio.fail_after(10), pytest.raises(ProtocolError, match="answered request"):
+            await rt.call("pool", "echo", 2)
 
 
 async def test_silent_worker_is_killed_by_the_supervisor_backstop(
