@@ -541,9 +541,9 @@ class Worker:
 
     async def _wait_readable(self) -> None:
         """Until the reply pipe has something to read. On asyncio the pipe is registered with
-        the loop once and stays so while someone waits whenever it turns readable (anyio's
-        ``wait_readable`` adds and removes it each time: two ``epoll_ctl`` calls and their
-        bookkeeping per wait, ~6% of the supervisor's samples under load)."""
+        the loop once, and stays registered as long as someone is waiting each time it turns
+        readable (anyio's ``wait_readable`` adds and removes it on every wait: two ``epoll_ctl``
+        calls and their bookkeeping, ~6% of the supervisor's samples under load)."""
         loop = self._loop
         if loop is None:
             await self._wait(anyio.wait_readable, self._recv_fd)
