@@ -14,6 +14,7 @@ import select
 import struct
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
@@ -85,6 +86,17 @@ def test_reading_from_a_descriptor_reuses_one_buffer_and_reports_end_of_file() -
         os.close(read_end)
         if write_end >= 0:
             os.close(write_end)
+
+
+@pytest.fixture
+def pipe() -> Iterator[tuple[int, int]]:
+    """A pipe's (read end, write end), both closed after the test."""
+    read_end, write_end = os.pipe()
+    try:
+        yield read_end, write_end
+    finally:
+        os.close(read_end)
+        os.close(write_end)
 
 
 def _widen(fd: int) -> None:
@@ -182,46 +194,38 @@ def test_large_frames_in_their_own_buffer_survive_any_chunking(
     assert got == list(enumerate(attachments)) and decoder.pending == 0
 
 
-def test_a_large_frame_is_read_straight_into_its_buffer_and_no_further() -> None:
-    read_end, write_end = os.pipe()
-    try:
-        _widen(write_end)
-        big = bytes(range(256)) * 2400  # 614 KB: more than one read of READ_BYTES
-        small = encode_frame({"after": True})
-        stream = encode_frame_with_attachment(b'{"i":1}', big) + small
-        writer = threading.Thread(target=write_all, args=(write_end, stream))
-        writer.start()
-        decoder = FrameDecoder(keep_large=1 << 20)
-        messages: list[dict[str, object]] = []
-        while not messages:
-            got = decoder.read_from(read_end)
-            assert got is not None
-            messages.extend(got)
-        writer.join()
-        (message,) = messages
-        attachment = message["attachment"]
-        assert isinstance(attachment, memoryview) and attachment == big
-        # the next frame was left in the pipe for the next read, which takes the view back
-        assert decoder.pending == 0 and decoder.read_from(read_end) == [{"after": True}]
-        with pytest.raises(ValueError):
-            bytes(attachment)
-    finally:
-        os.close(read_end)
-        os.close(write_end)
+def test_a_large_frame_is_read_straight_into_its_buffer_and_no_further(pipe: tuple[int, int]) -> None:
+    read_end, write_end = pipe
+    _widen(write_end)
+    big = bytes(range(256)) * 2400  # 614 KB: more than one read of READ_BYTES
+    small = encode_frame({"after": True})
+    stream = encode_frame_with_attachment(b'{"i":1}', big) + small
+    writer = threading.Thread(target=write_all, args=(write_end, stream))
+    writer.start()
+    decoder = FrameDecoder(keep_large=1 << 20)
+    messages: list[dict[str, object]] = []
+    while not messages:
+        got = decoder.read_from(read_end)
+        assert got is not None
+        messages.extend(got)
+    writer.join()
+    (message,) = messages
+    attachment = message["attachment"]
+    assert isinstance(attachment, memoryview) and attachment == big
+    # the next frame was left in the pipe for the next read, which takes the view back
+    assert decoder.pending == 0 and decoder.read_from(read_end) == [{"after": True}]
+    with pytest.raises(ValueError):
+        bytes(attachment)
 
 
-def test_write_all_parts_writes_every_part_in_order_through_short_writes() -> None:
-    read_end, write_end = os.pipe()
-    try:
-        parts: list[bytes | memoryview] = [b"head", b"", memoryview(b"x" * 300_000), b"tail"]
-        writer = threading.Thread(target=write_all_parts, args=(write_end, parts))
-        writer.start()  # 300 KB through a 64 KiB pipe: several short writes
-        received = read_exactly(read_end, 4 + 300_000 + 4)
-        writer.join()
-        assert received == b"head" + b"x" * 300_000 + b"tail"
-    finally:
-        os.close(read_end)
-        os.close(write_end)
+def test_write_all_parts_writes_every_part_in_order_through_short_writes(pipe: tuple[int, int]) -> None:
+    read_end, write_end = pipe
+    parts: list[bytes | memoryview] = [b"head", b"", memoryview(b"x" * 300_000), b"tail"]
+    writer = threading.Thread(target=write_all_parts, args=(write_end, parts))
+    writer.start()  # 300 KB through a 64 KiB pipe: several short writes
+    received = read_exactly(read_end, 4 + 300_000 + 4)
+    writer.join()
+    assert received == b"head" + b"x" * 300_000 + b"tail"
 
 
 def test_encode_refuses_frames_over_the_limit() -> None:
@@ -430,40 +434,32 @@ async def test_a_call_frame_without_its_input_attachment_is_refused_by_the_worke
 # -- the worker's brief poll before it sleeps ------------------------------------------------------
 
 
-def test_poll_briefly_returns_as_soon_as_a_request_is_readable() -> None:
+def test_poll_briefly_returns_as_soon_as_a_request_is_readable(pipe: tuple[int, int]) -> None:
     from sandbox.worker import poll_briefly
 
-    read_end, write_end = os.pipe()
-    try:
-        waiting = select.poll()
-        waiting.register(read_end, select.POLLIN)
-        timer = threading.Timer(0.05, os.write, args=(write_end, b"x"))
-        timer.start()
-        started = time.monotonic()
-        poll_briefly(waiting, 5.0)  # would poll for 5 s if nothing came
-        assert time.monotonic() - started < 4.0 and waiting.poll(0)
-        timer.join()
-        started = time.monotonic()
-        poll_briefly(waiting, 5.0)  # already readable: at once
-        assert time.monotonic() - started < 4.0
-    finally:
-        os.close(read_end)
-        os.close(write_end)
+    read_end, write_end = pipe
+    waiting = select.poll()
+    waiting.register(read_end, select.POLLIN)
+    timer = threading.Timer(0.05, os.write, args=(write_end, b"x"))
+    timer.start()
+    started = time.monotonic()
+    poll_briefly(waiting, 5.0)  # would poll for 5 s if nothing came
+    assert time.monotonic() - started < 4.0 and waiting.poll(0)
+    timer.join()
+    started = time.monotonic()
+    poll_briefly(waiting, 5.0)  # already readable: at once
+    assert time.monotonic() - started < 4.0
 
 
-def test_poll_briefly_gives_up_after_its_time_when_nothing_comes() -> None:
+def test_poll_briefly_gives_up_after_its_time_when_nothing_comes(pipe: tuple[int, int]) -> None:
     from sandbox.worker import poll_briefly
 
-    read_end, write_end = os.pipe()
-    try:
-        waiting = select.poll()
-        waiting.register(read_end, select.POLLIN)
-        started = time.monotonic()
-        poll_briefly(waiting, 0.02)
-        assert time.monotonic() - started >= 0.02 and not waiting.poll(0)
-    finally:
-        os.close(read_end)
-        os.close(write_end)
+    read_end, _ = pipe
+    waiting = select.poll()
+    waiting.register(read_end, select.POLLIN)
+    started = time.monotonic()
+    poll_briefly(waiting, 0.02)
+    assert time.monotonic() - started >= 0.02 and not waiting.poll(0)
 
 
 @pytest.mark.parametrize("spin", [-0.001, 0.5, True, "fast"])
