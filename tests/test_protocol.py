@@ -295,6 +295,14 @@ def plugin_dir(tmp_path: Path) -> Path:
     return write_plugin(tmp_path / "plugins", "pool")
 
 
+async def replace_worker_with_fake(rt: Runtime, monkeypatch: pytest.MonkeyPatch, mode: str) -> None:
+    """The one worker traps (and is retired); the worker started in its place is FAKE_WORKER
+    playing ``mode``."""
+    monkeypatch.setattr(worker_module, "_BOOT", FAKE_WORKER % mode)
+    with pytest.raises(PluginTrap):
+        await rt.call("pool", "boom", {})
+
+
 @pytest.mark.parametrize(
     "mode", ["oversized", "garbage", "wrong_id", "replayed_id", "no_ok", "error_without_kind",
              "truncated", "attachment", "error_attachment"]
@@ -305,9 +313,7 @@ async def test_misbehaving_worker_gives_protocol_error_and_is_replaced(
     async with Runtime(workers=1, spare_workers=0, cache_dir=tmp_path / "cache",
                        quarantine_after=0) as rt:
         await rt.load(plugin_dir)
-        monkeypatch.setattr(worker_module, "_BOOT", FAKE_WORKER % mode)
-        with pytest.raises(PluginTrap):
-            await rt.call("pool", "boom", {})  # the real worker dies; a fake one replaces it
+        await replace_worker_with_fake(rt, monkeypatch, mode)
         # A worker that dies mid-frame is a crash; everything else is a protocol violation.
         expected = WorkerCrashed if mode == "truncated" else ProtocolError
         with anyio.fail_after(10), pytest.raises(expected):
@@ -332,9 +338,7 @@ async def test_a_large_result_attachment_is_decoded_and_checked_by_the_superviso
     async with Runtime(workers=1, spare_workers=0, cache_dir=tmp_path / "cache",
                        quarantine_after=0) as rt:
         await rt.load(plugin_dir)
-        monkeypatch.setattr(worker_module, "_BOOT", FAKE_WORKER % "large_result")
-        with pytest.raises(PluginTrap):
-            await rt.call("pool", "boom", {})
+        await replace_worker_with_fake(rt, monkeypatch, "large_result")
         with anyio.fail_after(10):
             assert await rt.call("pool", "echo", 1) == "y" * 130000
         killed = rt.stats["killed"]
@@ -355,9 +359,7 @@ async def test_a_frame_nobody_asked_for_does_not_spin_the_event_loop(
     async with Runtime(workers=1, spare_workers=0, cache_dir=tmp_path / "cache",
                        quarantine_after=0) as rt:
         await rt.load(plugin_dir)
-        monkeypatch.setattr(worker_module, "_BOOT", FAKE_WORKER % "unsolicited")
-        with pytest.raises(PluginTrap):
-            await rt.call("pool", "boom", {})
+        await replace_worker_with_fake(rt, monkeypatch, "unsolicited")
         assert await rt.call("pool", "echo", 1) == "first"
         (worker,) = rt._pool._ready
         await anyio.sleep(0.2)  # the unasked frame arrives 50 ms after the reply
@@ -375,9 +377,7 @@ async def test_silent_worker_is_killed_by_the_supervisor_backstop(
     async with Runtime(workers=1, spare_workers=0, cache_dir=tmp_path / "cache",
                        quarantine_after=0, timeout_grace=0.2) as rt:
         await rt.load(plugin_dir)
-        monkeypatch.setattr(worker_module, "_BOOT", FAKE_WORKER % "silent")
-        with pytest.raises(PluginTrap):
-            await rt.call("pool", "boom", {})
+        await replace_worker_with_fake(rt, monkeypatch, "silent")
         with anyio.fail_after(5), pytest.raises(CallTimeout, match="worker was killed"):
             await rt.call("pool", "echo", 1, timeout=0.3)
 
@@ -388,9 +388,7 @@ async def test_drip_fed_reply_is_reassembled(
     async with Runtime(workers=1, spare_workers=0, cache_dir=tmp_path / "cache",
                        quarantine_after=0) as rt:
         await rt.load(plugin_dir)
-        monkeypatch.setattr(worker_module, "_BOOT", FAKE_WORKER % "drip")
-        with pytest.raises(PluginTrap):
-            await rt.call("pool", "boom", {})
+        await replace_worker_with_fake(rt, monkeypatch, "drip")
         assert await rt.call("pool", "echo", 1, timeout=5) == {"dripped": True}
 
 
