@@ -39,6 +39,7 @@ from sandbox.framing import (
     FrameDecoder,
     FrameError,
     attachment_frame_head,
+    drop_written,
     encode_frame,
     encode_frame_with_attachment,
 )
@@ -504,10 +505,7 @@ class Worker:
                     await self._reap_briefly()
                     raise WorkerGone(self.exit_description()) from None
                 left -= written
-                while views and written >= len(views[0]):
-                    written -= len(views.pop(0))
-                if views:
-                    views[0] = views[0][written:]
+                drop_written(views, written)
         except BaseException:
             if 0 < left < total:  # half a frame is in the pipe: the channel is unusable
                 self.doomed = True

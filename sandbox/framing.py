@@ -42,11 +42,7 @@ def encode_frame(message: dict[str, Any] | bytes, *, limit: int = MAX_FRAME_BYTE
 def encode_frame_with_attachment(message: bytes, attachment: bytes, *,
                                   limit: int = MAX_FRAME_BYTES) -> bytes:
     """One frame holding the JSON object ``message`` (pre-serialised) and raw ``attachment``."""
-    size = 1 + HEADER_SIZE + len(message) + len(attachment)
-    if size > limit:
-        raise FrameError(f"frame of {size} bytes exceeds the {limit}-byte limit")
-    return b"".join((HEADER.pack(size), ATTACHMENT_MARK, HEADER.pack(len(message)), message,
-                     attachment))
+    return attachment_frame_head(message, len(attachment), limit=limit) + attachment
 
 
 def attachment_frame_head(message: bytes, attachment_size: int, *,
@@ -237,8 +233,13 @@ def write_all_parts(fd: int, parts: list[bytes | memoryview]) -> None:
     written from where it lies instead of being joined into one buffer first."""
     views = [memoryview(part) for part in parts if len(part)]
     while views:
-        written = os.writev(fd, views)
-        while views and written >= len(views[0]):
-            written -= len(views.pop(0))
-        if views:
-            views[0] = views[0][written:]
+        drop_written(views, os.writev(fd, views))
+
+
+def drop_written(views: list[memoryview], written: int) -> None:
+    """Take the first ``written`` bytes off ``views`` (the parts of a gathered write), after a
+    ``writev`` that may have stopped anywhere, even inside a part."""
+    while views and written >= len(views[0]):
+        written -= len(views.pop(0))
+    if views:
+        views[0] = views[0][written:]
