@@ -26,7 +26,7 @@ import anyio.abc
 import structlog
 
 from .errors import Overloaded, RuntimeClosed, WorkerCrashed
-from .worker import Worker
+from .worker import Outstanding, Worker
 
 log = structlog.get_logger("cortex_runtime")
 
@@ -64,6 +64,8 @@ class PoolConfig:
     pipeline_max_head_age: float = 0.002
     #: Passed to every worker: confinement switches, readable paths, memory limit.
     worker_options: dict[str, Any] = field(default_factory=dict)
+    #: Seconds the supervisor may poll for the reply to a lone quick request (``Runtime``).
+    supervisor_spin: float = 0.0
 
 
 class WorkerPool:
@@ -91,6 +93,8 @@ class WorkerPool:
         self.layers: list[dict[str, Any]] = []
         #: Counters for tests, soak reports and the log.
         self.stats: collections.Counter[str] = collections.Counter()
+        #: Requests in flight on all workers, shared with each (see ``Worker._may_spin``).
+        self.outstanding = Outstanding(spin=config.supervisor_spin)
 
     # -- life cycle ---------------------------------------------------------------------------
 
@@ -439,6 +443,7 @@ class WorkerPool:
             log.info("sandbox.layers", layers={ly["name"]: ly["active"] for ly in worker.layers},
                      inactive={ly["name"]: ly["detail"] for ly in worker.layers if not ly["active"]})
         worker.on_reply = self._wake_one
+        worker.outstanding = self.outstanding
         self._all.add(worker)
         self.stats["started"] += 1
         log.info("worker.start", worker_pid=worker.pid)

@@ -60,7 +60,11 @@ SEND_ATTEMPTS = 3
 #: Seconds a worker keeps polling for its next request after it finished one, before it sleeps
 #: (``sandbox.worker.poll_briefly``): back-to-back calls then skip an idle CPU's wake-up.
 WORKER_SPIN = 100e-6
-MAX_WORKER_SPIN = 0.01
+#: Seconds the supervisor's event loop keeps turning (polling the reply pipe) for the reply to a
+#: lone quick call before it sleeps (``Worker._may_spin``): the reply then skips an idle CPU's
+#: wake-up too.
+SUPERVISOR_SPIN = 200e-6
+MAX_SPIN = 0.01
 
 
 def default_cache_dir() -> Path:
@@ -113,6 +117,7 @@ class Runtime:
         prepared_instances: int = PREPARED_PLUGINS,
         compiler_idle: float = 10.0,
         worker_spin: float = WORKER_SPIN,
+        supervisor_spin: float = SUPERVISOR_SPIN,
     ) -> None:
         count = workers if workers is not None else (os.cpu_count() or 1)
         if count < 1:
@@ -122,9 +127,10 @@ class Runtime:
         if isinstance(prepared_instances, bool) or not (
                 isinstance(prepared_instances, int) and 0 <= prepared_instances <= MAX_PREPARED_PLUGINS):
             raise ValueError(f"prepared_instances must be an integer from 0 to {MAX_PREPARED_PLUGINS}")
-        if isinstance(worker_spin, bool) or not (
-                isinstance(worker_spin, (int, float)) and 0 <= worker_spin <= MAX_WORKER_SPIN):
-            raise ValueError(f"worker_spin must be a number of seconds from 0 to {MAX_WORKER_SPIN}")
+        for name, spin in (("worker_spin", worker_spin), ("supervisor_spin", supervisor_spin)):
+            if isinstance(spin, bool) or not (
+                    isinstance(spin, (int, float)) and 0 <= spin <= MAX_SPIN):
+                raise ValueError(f"{name} must be a number of seconds from 0 to {MAX_SPIN}")
         #: Plugins per worker that keep an instance made ahead for their next call (docs/abi.md).
         self.prepared_instances = prepared_instances
         self.plugin_dirs = [Path(d) for d in plugin_dirs]
@@ -136,6 +142,7 @@ class Runtime:
                 workers=count, spare_workers=spare_workers, max_queue=max_queue,
                 max_calls_per_worker=max_calls_per_worker, max_worker_rss=max_worker_rss,
                 max_restarts=max_restarts, restart_period=restart_period,
+                supervisor_spin=float(supervisor_spin),
                 worker_options={
                     "confine": confine, "require_all": require_confinement,
                     "data_limit": worker_memory_limit, "prepared_plugins": prepared_instances,

@@ -14,7 +14,7 @@ import select
 import struct
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import anyio
@@ -371,6 +371,22 @@ async def test_a_frame_nobody_asked_for_does_not_spin_the_event_loop(
             await rt.call("pool", "echo", 2)
 
 
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])  # trio: anyio.wait_readable each time
+async def test_the_reply_pipe_stays_registered_from_reply_to_reply(
+    tmp_path: Path, plugin_dir: Path, anyio_backend: str
+) -> None:
+    """Level-triggered, the loop reports a reply's pipe readable once more before the task it
+    woke has read it; that stale report must not unregister the pipe (an ``epoll_ctl`` pair
+    and the selector's bookkeeping on every call)."""
+    async with Runtime(workers=1, spare_workers=0, cache_dir=tmp_path / "cache",
+                       supervisor_spin=0) as rt:
+        await rt.load(plugin_dir)
+        (worker,) = rt._pool._ready
+        for i in range(20):
+            assert await rt.call("pool", "echo", i) == i
+            assert worker._reader_registered
+
+
 async def test_silent_worker_is_killed_by_the_supervisor_backstop(
     tmp_path: Path, plugin_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -461,19 +477,94 @@ def test_poll_briefly_gives_up_after_its_time_when_nothing_comes(pipe: tuple[int
 
 
 @pytest.mark.parametrize("spin", [-0.001, 0.5, True, "fast"])
-def test_worker_spin_must_be_a_short_number_of_seconds(tmp_path: Path, spin: object) -> None:
-    with pytest.raises(ValueError, match="worker_spin"):
-        Runtime(cache_dir=tmp_path, worker_spin=spin)  # type: ignore[arg-type]
+@pytest.mark.parametrize("name", ["worker_spin", "supervisor_spin"])
+def test_spins_must_be_short_numbers_of_seconds(tmp_path: Path, name: str, spin: object) -> None:
+    with pytest.raises(ValueError, match=name):
+        Runtime(cache_dir=tmp_path, **{name: spin})  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("spin", [0, 0.001])
-async def test_calls_work_with_or_without_the_brief_poll(
-    tmp_path: Path, plugin_dir: Path, spin: float
+@pytest.mark.parametrize(("worker_spin", "supervisor_spin"), [(0, 0), (0.001, 0), (0, 0.001),
+                                                              (0.001, 0.001)])
+async def test_calls_work_with_or_without_the_brief_polls(
+    tmp_path: Path, plugin_dir: Path, worker_spin: float, supervisor_spin: float
 ) -> None:
     async with Runtime(workers=1, spare_workers=0, cache_dir=tmp_path / "cache",
-                       worker_spin=spin) as rt:
+                       worker_spin=worker_spin, supervisor_spin=supervisor_spin) as rt:
         await rt.load(plugin_dir)
         for i in range(20):
             assert await rt.call("pool", "echo", {"i": i}) == {"i": i}
             if i % 5 == 0:
                 await anyio.sleep(0.01)  # past the poll: the worker sleeps and is woken
+
+
+def count_turns(rt: Runtime) -> list[int]:
+    """Count the turns of the event loop the supervisor takes to poll for replies."""
+    turns = [0]
+    for worker in rt._pool._all:
+        original = worker._turn
+
+        async def counting(original: Callable[[], Awaitable[None]] = original) -> None:
+            turns[0] += 1
+            await original()
+
+        worker._turn = counting
+    return turns
+
+
+async def test_the_supervisor_polls_only_for_a_lone_quick_call(
+    tmp_path: Path, plugin_dir: Path
+) -> None:
+    async with Runtime(workers=2, spare_workers=0, cache_dir=tmp_path / "cache",
+                       supervisor_spin=0.01) as rt:
+        await rt.load(plugin_dir)
+        await rt.call("pool", "echo", 0)
+        turns = count_turns(rt)
+        for i in range(20):
+            assert await rt.call("pool", "echo", i) == i
+        assert turns[0] > 0  # polled for the lone calls' replies
+
+        for worker in rt._pool._ready:
+            worker.service_time = 1.0  # its calls take longer than the window: sleep instead
+        turns[0] = 0
+        assert await rt.call("pool", "echo", "slow") == "slow"
+        assert turns[0] == 0
+
+        rt._pool.outstanding.spin = 0.0  # supervisor_spin=0
+        for worker in rt._pool._ready:
+            worker.service_time = 0.0
+        assert await rt.call("pool", "echo", "off") == "off"
+        assert turns[0] == 0
+
+
+async def test_the_count_of_requests_in_flight_returns_to_zero(
+    tmp_path: Path, plugin_dir: Path
+) -> None:
+    """The poll is decided by the pool's count of requests in flight: every way a request ends
+    (a reply, a pipelined flood, a trap, a timeout that kills the worker, an abandoned caller)
+    must take it off, or the supervisor would never poll again (or poll under load)."""
+    async with Runtime(workers=2, spare_workers=1, cache_dir=tmp_path / "cache",
+                       quarantine_after=0, timeout_grace=0.1) as rt:
+        await rt.load(plugin_dir)
+        outstanding = rt._pool.outstanding
+        results: list[object] = []
+
+        async def call(i: int) -> None:
+            results.append(await rt.call("pool", "echo", i))
+
+        async with anyio.create_task_group() as tg:
+            for i in range(200):
+                tg.start_soon(call, i)
+        assert sorted(results) == list(range(200)) and outstanding.requests == 0
+        with pytest.raises(PluginTrap):
+            await rt.call("pool", "boom")
+        assert outstanding.requests == 0
+        with pytest.raises(CallTimeout):
+            await rt.call("pool", "spin", timeout=0.1)
+        assert outstanding.requests == 0
+        with anyio.move_on_after(0.05):
+            await rt.call("pool", "spin", timeout=5)  # the caller gives up; its worker dies
+        with anyio.fail_after(10):
+            while outstanding.requests:  # noqa: ASYNC110 (the dead worker's serve task ends)
+                await anyio.sleep(0.01)
+        assert await rt.call("pool", "echo", "after") == "after"
+        assert outstanding.requests == 0
