@@ -28,6 +28,7 @@ import cortex_runtime.worker as worker_module
 from cortex_runtime import Runtime
 from cortex_runtime.errors import (
     CallTimeout,
+    FuelExhausted,
     InvalidOutput,
     PluginTrap,
     ProtocolError,
@@ -568,3 +569,44 @@ async def test_the_count_of_requests_in_flight_returns_to_zero(
                 await anyio.sleep(0.01)
         assert await rt.call("pool", "echo", "after") == "after"
         assert outstanding.requests == 0
+
+
+_json_scalars = st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text(max_size=20)
+
+
+@given(message=st.dictionaries(st.text(max_size=12).filter(lambda key: key != "id"),
+                               _json_scalars | st.lists(_json_scalars, max_size=4), max_size=8),
+       call_id=st.integers(1, 2**53), payload=st.none() | st.binary(max_size=64))
+def test_a_request_encoded_once_frames_like_the_dict_it_came_from(
+    message: dict[str, object], call_id: int, payload: bytes | None
+) -> None:
+    """A capability's call with the manifest's limits is encoded once (``EncodedRequest``); each
+    sending adds its id. The frame must be the one the dict would make, byte for byte."""
+    encoded = worker_module.EncodedRequest(message)
+    assert worker_module._frame(encoded, call_id, payload) == worker_module._frame(
+        message, call_id, payload)
+
+
+def test_an_encoded_request_leaves_the_id_to_each_sending() -> None:
+    with pytest.raises(ValueError, match="id"):
+        worker_module.EncodedRequest({"op": "call", "id": 3})
+
+
+async def test_a_call_with_its_own_limits_is_not_sent_with_the_manifest_s(
+    tmp_path: Path, plugin_dir: Path
+) -> None:
+    """Calls with the manifest's limits share one encoded request; a call's own timeout or fuel
+    must still reach the worker (a spin with a short timeout times out, with little fuel runs
+    out of fuel)."""
+    async with Runtime(workers=1, spare_workers=1, cache_dir=tmp_path / "cache",
+                       quarantine_after=0) as rt:
+        await rt.load(plugin_dir)
+        assert await rt.call("pool", "echo", 1) == 1
+        (info,) = rt._plugins.values()
+        assert set(info.default_calls) == {"echo"}
+        with anyio.fail_after(10), pytest.raises(CallTimeout, match="within 0.2s"):
+            await rt.call("pool", "spin", timeout=0.2)
+        with anyio.fail_after(10), pytest.raises(FuelExhausted):
+            await rt.call("pool", "spin", fuel=10_000)
+        assert set(info.default_calls) == {"echo"}
+        assert await rt.call("pool", "echo", 2) == 2
