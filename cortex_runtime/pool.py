@@ -26,6 +26,7 @@ import anyio.abc
 import structlog
 
 from .errors import Overloaded, RuntimeClosed, WorkerCrashed
+from .flags import Flag, flag_type
 from .worker import Outstanding, Worker
 
 log = structlog.get_logger("cortex_runtime")
@@ -79,7 +80,9 @@ class WorkerPool:
         self._all: set[Worker] = set()
         self._spares: list[Worker] = []
         #: Callers waiting for a worker, first come first served; each is woken by a set event.
-        self._waiters: collections.deque[anyio.Event] = collections.deque()
+        self._waiters: collections.deque[Flag] = collections.deque()
+        #: Makes each waiting caller's flag (set in start(), under the running event loop).
+        self._new_flag: Callable[[], Flag] = anyio.Event
         self._waiting = 0
         self._closed = False
         self._tg: anyio.abc.TaskGroup | None = None
@@ -101,6 +104,7 @@ class WorkerPool:
     async def start(self, tg: anyio.abc.TaskGroup) -> None:
         """Start the initial workers and spares; fails if none of them can start."""
         self._tg = tg
+        self._new_flag = flag_type()
         total = self.config.workers + self.config.spare_workers
         started: list[Worker] = []
         errors: list[BaseException] = []
@@ -192,7 +196,7 @@ class WorkerPool:
                     raise RuntimeClosed("the runtime closed while the call waited")
                 if self._broken and not self._usable():
                     raise WorkerCrashed(self._broken)
-                turn = anyio.Event()
+                turn = self._new_flag()  # not anyio.Event: ~4.6 µs a use (flags.py)
                 self._waiters.append(turn)
                 try:
                     await turn.wait()

@@ -23,7 +23,7 @@ import wasmtime
 from . import MAX_PREPARED_PLUGINS, PREPARED_PLUGINS
 from .engine import CORTEX_MODULE, MAX_TABLE_ELEMENTS, MAX_TABLES, LoadedPlugin
 from .framing import ATTACHMENT, LARGE_FRAME_BYTES
-from .guest import Guest, GuestExportError, address_of
+from .guest import BadAllocation, Guest, GuestExportError, address_of
 from .jsoncheck import InvalidResult, decode_result
 
 PAGE = 65536
@@ -380,8 +380,11 @@ class Executor:
             if allocator not in plugin.allocators:  # the supervisor checked; calls are unchecked
                 raise CallFailed("trap", f"{allocator!r} is not an allocator of this module",
                                  trap_code="bad_export")
-            ptr = self._write_input(guest, _export_number(plugin, allocator), allocator, payload)
-            result_ptr = guest.call(_export_number(plugin, export), ptr, len(payload)) & U32
+            if isinstance(payload, bytes):  # one step (natively, where built)
+                result_ptr = self._run(guest, plugin, allocator, export, payload)
+            else:  # a large input, written from the frame it arrived in
+                ptr = self._write_input(guest, _export_number(plugin, allocator), allocator, payload)
+                result_ptr = guest.call(_export_number(plugin, export), ptr, len(payload)) & U32
             output = self._read_output(guest, result_ptr, max_output, ctx)
         except (CallFailed, HostTrap, GuestExportError, wasmtime.Trap,
                 wasmtime.WasmtimeError) as exc:
@@ -457,6 +460,18 @@ class Executor:
             return self._classify_trap(exc)
         reason, trace = _split_trap(str(exc))
         return CallFailed("trap", reason, trap_code="host", backtrace=trace)
+
+    @staticmethod
+    def _run(guest: Guest, plugin: LoadedPlugin, allocator: str, export: str, payload: bytes) -> int:
+        try:
+            return guest.run(_export_number(plugin, allocator), _export_number(plugin, export),
+                             payload)
+        except BadAllocation as bad:
+            if not bad.ptr:
+                raise CallFailed("invalid_output",
+                                 f"allocator {allocator!r} returned a null pointer") from None
+            raise CallFailed("invalid_output", f"allocator {allocator!r} returned {bad.ptr}, "
+                             "past the end of memory") from None
 
     @staticmethod
     def _write_input(guest: Guest, alloc: int, allocator: str, payload: bytes | memoryview) -> int:

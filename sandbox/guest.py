@@ -20,6 +20,7 @@ from __future__ import annotations
 import ctypes
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, NoReturn, cast
 
 import wasmtime
@@ -82,6 +83,15 @@ class GuestExportError(Exception):
     """An export the plugin's description promised is missing or of another kind."""
 
 
+class BadAllocation(Exception):
+    """The allocator returned a null pointer (``ptr`` 0) or one whose input range runs past the
+    end of memory."""
+
+    def __init__(self, ptr: int) -> None:
+        super().__init__(ptr)
+        self.ptr = ptr
+
+
 class _Handles(ctypes.Structure):
     """What one guest keeps between steps, in one allocation: its instance and its memory."""
 
@@ -95,7 +105,8 @@ class _Scratch(ctypes.Structure):
 
     _fields_ = [("trap", _P), ("fuel", _U64), ("pages", _U64), ("name", _P),
                 ("name_length", ctypes.c_size_t),
-                ("func", ffi.wasmtime_extern_t), ("values", ffi.wasmtime_val_raw_t * MAX_ARGS)]
+                ("func", ffi.wasmtime_extern_t), ("values", ffi.wasmtime_val_raw_t * MAX_ARGS),
+                ("error", _P), ("result", _U64)]
 
 
 _scratch = _Scratch()
@@ -111,8 +122,48 @@ _VALUES = _SCRATCH + _Scratch.values.offset
 _ARGS = (ctypes.c_int32 * (MAX_ARGS * _VAL_RAW_SLOTS)).from_address(_VALUES)
 _INSTANCE_OFFSET = _Handles.instance.offset
 _MEMORY_OFFSET = _Handles.memory.offset
+_ERROR = _SCRATCH + _Scratch.error.offset
+_RESULT = _SCRATCH + _Scratch.result.offset
 #: The one thread guests may run in: the first that makes one.
 _owner: int | None = None
+
+
+def _load_native() -> Callable[..., int] | None:
+    """``cortex_run`` from sandbox/_guest_native.so (scripts/build-native), set up with this
+    module's scratch space and Wasmtime's functions; None if it was not built (or will not load):
+    :meth:`Guest.run` then takes the same steps in Python."""
+    library = Path(__file__).with_name(NATIVE_LIBRARY)
+    if not library.is_file():
+        return None
+    try:
+        native = ctypes.CDLL(str(library))
+    except OSError:
+        return None
+    size = ctypes.c_size_t
+    native.cortex_native_init.restype = None
+    native.cortex_native_init.argtypes = [_P, _P, _P, _P, size, ctypes.c_uint8, size, size,
+                                          _P, _P, _P, _P, _P, _P, _P]
+    native.cortex_native_init(
+        ctypes.cast(ffi.dll.wasmtime_instance_export_nth, _P),
+        ctypes.cast(ffi.dll.wasmtime_func_call_unchecked, _P),
+        ctypes.cast(ffi.dll.wasmtime_memory_data, _P),
+        ctypes.cast(ffi.dll.wasmtime_memory_data_size, _P),
+        _OF, _FUNC, ctypes.sizeof(ffi.wasmtime_val_raw_t), MAX_ARGS,
+        _TRAP, _NAME, _NAME_LENGTH, _FUNC_EXTERN, _VALUES, _ERROR, _RESULT)
+    # The GIL is released: it runs guest code (the epoch ticker must be able to interrupt it;
+    # host functions take the GIL back as they do for any guest call).
+    run = ctypes.CFUNCTYPE(ctypes.c_int32, _P, _P, _P, size, size, ctypes.c_char_p, size)(
+        ("cortex_run", native))
+    return cast(Callable[..., int], run)
+
+
+NATIVE_LIBRARY = "_guest_native.so"
+_native_run = _load_native()
+#: Whether :meth:`Guest.run` goes through the native library (tests turn it off to compare).
+native = _native_run is not None
+
+_RUN_OK, _ALLOC_NOT_FUNC, _ALLOC_FAILED, _ALLOC_NULL, _ALLOC_OUT_OF_RANGE = range(5)
+_EXPORT_NOT_FUNC, _EXPORT_FAILED, _TOO_LONG = range(5, 8)
 
 
 class Guest:
@@ -195,6 +246,33 @@ class Guest:
         if error or _scratch.trap:
             self._raise(error)
         return int(_ARGS[0])
+
+    def run(self, alloc: int, export: int, data: bytes) -> int:
+        """The ABI's call, in one step where the native library is built: ``ptr = alloc(max(len,
+        1))``, ``data`` copied to ``ptr``, then ``export(ptr, len)``; returns its result as a u32.
+        Raises as :meth:`call` does, or ``BadAllocation`` for a null or out-of-range ``ptr``."""
+        if not native or _native_run is None:
+            ptr = self.call(alloc, max(len(data), 1)) & 0xFFFFFFFF
+            if ptr == 0:
+                raise BadAllocation(0)
+            try:
+                self.write(ptr, data)
+            except IndexError:
+                raise BadAllocation(ptr) from None
+            return self.call(export, ptr, len(data)) & 0xFFFFFFFF
+        status = _native_run(self._context, self._instance_address, self._memory_address, alloc,
+                             export, data, len(data))
+        if status == _RUN_OK:
+            return int(_scratch.result)
+        if status in (_ALLOC_NULL, _ALLOC_OUT_OF_RANGE):
+            raise BadAllocation(int(_scratch.result))
+        if status in (_ALLOC_NOT_FUNC, _EXPORT_NOT_FUNC):
+            number = alloc if status == _ALLOC_NOT_FUNC else export
+            raise GuestExportError(f"export number {number} is not a function")
+        if status == _TOO_LONG:
+            raise ValueError(f"an input of {len(data)} bytes is too long for a wasm call")
+        error, _scratch.error = _scratch.error, None
+        self._raise(error)
 
     def _export(self, index: int, into: int) -> bool:
         """Write export number ``index`` as a ``wasmtime_extern_t`` at address ``into``."""

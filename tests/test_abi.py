@@ -86,6 +86,25 @@ async def test_auto_allocator_prefers_cortex_alloc(
             await rt.call("both-wasi", "echo", {"a": 1})
 
 
+async def test_what_the_allocator_returns_is_checked_before_the_input_is_written(
+    runtime: RuntimeFactory, make_plugin: PluginFactory
+) -> None:
+    """The pointer an allocator returns is the guest's word: null, or a range that runs past
+    the end of memory, is ``InvalidOutput``; a trap in it is a trap; memory it grew is memory.
+    (The input's length picks the fixture allocator's behaviour.)"""
+    async with runtime(quarantine_after=0) as rt:
+        await rt.load(make_plugin("hostile_allocator", name="hostile"))
+        with pytest.raises(InvalidOutput, match="allocator 'cortex_alloc' returned a null pointer"):
+            await rt.call("hostile", "echo", 1)
+        with pytest.raises(InvalidOutput,
+                           match="allocator 'cortex_alloc' returned 65535, past the end of memory"):
+            await rt.call("hostile", "echo", 12)
+        with pytest.raises(PluginTrap, match="unreachable"):
+            await rt.call("hostile", "echo", 123)
+        assert await rt.call("hostile", "echo", 1234) == 1234  # written into the grown page
+        assert await rt.call("hostile", "echo", 12345) == 12345
+
+
 @pytest.mark.parametrize(
     ("fixture", "allocator", "missing"),
     [("echo_cortex_alloc", "wasi", "malloc"), ("echo_malloc", "custom", "cortex_alloc")],

@@ -1,0 +1,185 @@
+/*
+ * guest_native.c - a guest call's steps through Wasmtime's C API in one foreign call.
+ *
+ * sandbox/guest.py drives each step of a call (find an export, call it, check a range, copy
+ * bytes) through its own ctypes foreign functions: each costs ~0.8 µs of Python around a few
+ * ns of C. Here the steps of writing a call's input and running its capability (allocate,
+ * check, copy, call) are one call from Python. Nothing here trusts the guest: the pointer the
+ * allocator returns is checked against the memory's size (after the allocation, which may grow
+ * it) before a byte is copied, exactly as Guest.write does.
+ *
+ * The library links against nothing: sandbox/guest.py passes Wasmtime's functions, the layout
+ * of the few structures it touches and its scratch space once, at load (cortex_native_init), so
+ * it needs neither Wasmtime's headers nor a particular build of its library. Built by
+ * scripts/build-native (make does it); without it, guest.py runs the same steps in Python.
+ */
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+typedef bool (*export_nth_fn)(void *context, const void *instance, size_t index, char **name,
+                              size_t *name_length, uint8_t *item);
+typedef void *(*call_unchecked_fn)(void *context, const void *func, uint8_t *values,
+                                   size_t values_length, void **trap);
+typedef uint8_t *(*memory_data_fn)(const void *context, const void *memory);
+typedef size_t (*memory_size_fn)(const void *context, const void *memory);
+typedef void *(*store_new_fn)(void *engine, void *data, void *finalizer);
+typedef void *(*store_context_fn)(void *store);
+typedef void (*store_limiter_fn)(void *store, int64_t memory_size, int64_t table_elements,
+                                 int64_t instances, int64_t tables, int64_t memories);
+typedef void *(*set_fuel_fn)(void *context, uint64_t fuel);
+typedef void (*set_epoch_deadline_fn)(void *context, uint64_t ticks);
+typedef void *(*instantiate_fn)(const void *pre, void *context, void *instance, void **trap);
+
+static export_nth_fn export_nth;
+static call_unchecked_fn call_unchecked;
+static memory_data_fn memory_data;
+static memory_size_fn memory_size;
+static store_new_fn store_new;
+static store_context_fn store_context;
+static store_limiter_fn store_limiter;
+static set_fuel_fn set_fuel;
+static set_epoch_deadline_fn set_epoch_deadline;
+static instantiate_fn instantiate;
+/* wasmtime_extern_t: its kind is the first byte; its function starts at `extern_of`. */
+static size_t extern_of;
+static uint8_t func_kind;
+static uint8_t memory_kind;
+/* wasmtime_val_raw_t's size: argument i (an i32) at values + i * val_size, the result at 0. */
+static size_t val_size;
+static size_t max_args;
+
+/* The scratch space guest.py shares with this code (one guest call at a time per process). */
+struct scratch {
+    void **trap;
+    char **name;
+    size_t *name_length;
+    uint8_t *func;   /* a wasmtime_extern_t */
+    uint8_t *values; /* max_args wasmtime_val_raw_t */
+    void **error;
+    uint64_t *result;
+};
+static struct scratch s;
+
+/* Wasmtime's functions this file calls, in the order of `struct functions`. */
+struct functions {
+    void *export_nth, *call_unchecked, *memory_data, *memory_size, *store_new, *store_context,
+        *store_limiter, *set_fuel, *set_epoch_deadline, *instantiate;
+};
+
+void cortex_native_init(const struct functions *f, size_t of, uint8_t func, uint8_t memory,
+                        size_t raw_size, size_t args, void **trap, char **name,
+                        size_t *name_length, uint8_t *func_extern, uint8_t *values, void **error,
+                        uint64_t *result) {
+    export_nth = (export_nth_fn)f->export_nth;
+    call_unchecked = (call_unchecked_fn)f->call_unchecked;
+    memory_data = (memory_data_fn)f->memory_data;
+    memory_size = (memory_size_fn)f->memory_size;
+    store_new = (store_new_fn)f->store_new;
+    store_context = (store_context_fn)f->store_context;
+    store_limiter = (store_limiter_fn)f->store_limiter;
+    set_fuel = (set_fuel_fn)f->set_fuel;
+    set_epoch_deadline = (set_epoch_deadline_fn)f->set_epoch_deadline;
+    instantiate = (instantiate_fn)f->instantiate;
+    extern_of = of;
+    func_kind = func;
+    memory_kind = memory;
+    val_size = raw_size;
+    max_args = args;
+    s = (struct scratch){trap, name, name_length, func_extern, values, error, result};
+}
+
+/* A new store with its limits, fuel and epoch deadline (Guest.configured): the store, or NULL
+ * if Wasmtime could not make one; its context in *result; a failure to set the fuel in *error. */
+void *cortex_store(void *engine, uint64_t fuel, uint64_t ticks, int64_t memory_bytes,
+                   int64_t table_elements, int64_t instances, int64_t tables, int64_t memories) {
+    *s.error = NULL;
+    *s.result = 0;
+    void *store = store_new(engine, NULL, NULL);
+    if (store == NULL) return NULL;
+    void *context = store_context(store);
+    *s.result = (uint64_t)(uintptr_t)context;
+    store_limiter(store, memory_bytes, table_elements, instances, tables, memories);
+    *s.error = set_fuel(context, fuel);
+    if (*s.error == NULL) set_epoch_deadline(context, ticks);
+    return store;
+}
+
+/* Instantiate `pre` into `instance` (its start function runs) and find its memory, export
+ * number `memory_index`, into `memory_extern` (Guest.instantiate): 0, with the memory's size
+ * in *result; 1 if instantiation failed (*trap or *error says how); 2 if that export is not a
+ * memory. */
+int32_t cortex_instantiate(const void *pre, void *context, void *instance,
+                           uint8_t *memory_extern, size_t memory_index) {
+    *s.trap = NULL;
+    *s.result = 0;
+    *s.error = instantiate(pre, context, instance, s.trap);
+    if (*s.error || *s.trap) return 1;
+    if (!export_nth(context, instance, memory_index, s.name, s.name_length, memory_extern) ||
+        memory_extern[0] != memory_kind)
+        return 2;
+    *s.result = memory_size(context, memory_extern + extern_of);
+    return 0;
+}
+
+enum {
+    RUN_OK = 0,
+    RUN_ALLOC_NOT_FUNC = 1,
+    RUN_ALLOC_FAILED = 2, /* trapped or errored: *trap or *error says which */
+    RUN_ALLOC_NULL = 3,
+    RUN_ALLOC_OUT_OF_RANGE = 4, /* *result holds the pointer */
+    RUN_EXPORT_NOT_FUNC = 5,
+    RUN_EXPORT_FAILED = 6,
+    RUN_TOO_LONG = 7, /* an input of 2 GiB or more: the caller never sends one */
+};
+
+/* Calls export number `index` with two i32 arguments: 0, or -1 (not a function), -2 (failed). */
+static int call_export(void *context, const void *instance, size_t index, int32_t a0,
+                       int32_t a1) {
+    if (!export_nth(context, instance, index, s.name, s.name_length, s.func) ||
+        s.func[0] != func_kind)
+        return -1;
+    memset(s.values, 0, val_size * max_args);
+    memcpy(s.values, &a0, sizeof a0);
+    memcpy(s.values + val_size, &a1, sizeof a1);
+    *s.trap = NULL;
+    *s.error = call_unchecked(context, s.func + extern_of, s.values, max_args, s.trap);
+    return (*s.error || *s.trap) ? -2 : 0;
+}
+
+/* Guest.call: export number `index` with (up to) two i32 arguments; 0, its result in the
+ * values' first slot; -1 if it is not a function; -2 if it failed (*trap or *error). */
+int32_t cortex_call(void *context, const void *instance, size_t index, int32_t a0, int32_t a1) {
+    *s.error = NULL;
+    return call_export(context, instance, index, a0, a1);
+}
+
+static uint32_t result_u32(void) {
+    uint32_t value;
+    memcpy(&value, s.values, sizeof value);
+    return value;
+}
+
+/* The ABI's call: ptr = alloc(max(len, 1)); input copied to ptr; *result = export(ptr, len). */
+int32_t cortex_run(void *context, const void *instance, const void *memory, size_t alloc,
+                   size_t export, const uint8_t *input, size_t length) {
+    *s.error = NULL;
+    *s.result = 0;
+    if (length > INT32_MAX) return RUN_TOO_LONG;
+    int status = call_export(context, instance, alloc, (int32_t)(length ? length : 1), 0);
+    if (status == -1) return RUN_ALLOC_NOT_FUNC;
+    if (status == -2) return RUN_ALLOC_FAILED;
+    uint32_t ptr = result_u32();
+    *s.result = ptr;
+    if (ptr == 0) return RUN_ALLOC_NULL;
+    /* The allocation may have grown (and moved) the memory: size and base are read now. */
+    if ((uint64_t)ptr + length > (uint64_t)memory_size(context, memory))
+        return RUN_ALLOC_OUT_OF_RANGE;
+    if (length) memcpy(memory_data(context, memory) + ptr, input, length);
+    status = call_export(context, instance, export, (int32_t)ptr, (int32_t)length);
+    if (status == -1) return RUN_EXPORT_NOT_FUNC;
+    if (status == -2) return RUN_EXPORT_FAILED;
+    *s.result = result_u32();
+    return RUN_OK;
+}
