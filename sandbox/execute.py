@@ -273,11 +273,9 @@ class Executor:
 
     def _new_guest(self, plugin: LoadedPlugin, ctx: CallContext, *, fuel: int, timeout_ms: float,
                    max_pages: int) -> Guest:
-        guest = Guest(self._engine_address)
-        guest.set_fuel(fuel)
-        guest.set_deadline(ticks_for(timeout_ms))
-        guest.limit(memory_bytes=max_pages * PAGE, table_elements=MAX_TABLE_ELEMENTS,
-                    instances=1, tables=MAX_TABLES, memories=1)
+        guest = Guest.configured(self._engine_address, fuel=fuel, ticks=ticks_for(timeout_ms),
+                                 memory_bytes=max_pages * PAGE, table_elements=MAX_TABLE_ELEMENTS,
+                                 instances=1, tables=MAX_TABLES, memories=1)
         if plugin.uses_wasi:
             wasi = wasmtime.WasiConfig()
             wasi.stdout_custom = lambda data: ctx.write_stream("stdout", data)

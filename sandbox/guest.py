@@ -128,42 +128,61 @@ _RESULT = _SCRATCH + _Scratch.result.offset
 _owner: int | None = None
 
 
-def _load_native() -> Callable[..., int] | None:
-    """``cortex_run`` from sandbox/_guest_native.so (scripts/build-native), set up with this
-    module's scratch space and Wasmtime's functions; None if it was not built (or will not load):
-    :meth:`Guest.run` then takes the same steps in Python."""
+class _Native:
+    """sandbox/_guest_native.so (scripts/build-native): a step of several C API calls in one
+    foreign call. Those that run guest code release the GIL, as ``_releasing_gil`` does."""
+
+    _WASMTIME = ("wasmtime_instance_export_nth", "wasmtime_func_call_unchecked",
+                 "wasmtime_memory_data", "wasmtime_memory_data_size", "wasmtime_store_new",
+                 "wasmtime_store_context", "wasmtime_store_limiter", "wasmtime_context_set_fuel",
+                 "wasmtime_context_set_epoch_deadline", "wasmtime_instance_pre_instantiate")
+
+    def __init__(self, library: ctypes.CDLL) -> None:
+        size, i32, i64 = ctypes.c_size_t, ctypes.c_int32, _I64
+        functions = (_P * len(self._WASMTIME))(
+            *(ctypes.cast(getattr(ffi.dll, name), _P).value for name in self._WASMTIME))
+        init = ctypes.PYFUNCTYPE(None, _P, size, ctypes.c_uint8, ctypes.c_uint8, size, size, _P,
+                                 _P, _P, _P, _P, _P, _P)(("cortex_native_init", library))
+        init(ctypes.addressof(functions), _OF, _FUNC, _MEMORY,
+             ctypes.sizeof(ffi.wasmtime_val_raw_t), MAX_ARGS, _TRAP, _NAME, _NAME_LENGTH,
+             _FUNC_EXTERN, _VALUES, _ERROR, _RESULT)
+        self.store = ctypes.PYFUNCTYPE(_P, _P, _U64, _U64, i64, i64, i64, i64, i64)(
+            ("cortex_store", library))
+        self.instantiate = ctypes.CFUNCTYPE(i32, _P, _P, _P, _P, size)(
+            ("cortex_instantiate", library))
+        self.call = ctypes.CFUNCTYPE(i32, _P, _P, size, i32, i32)(("cortex_call", library))
+        self.run = ctypes.CFUNCTYPE(i32, _P, _P, _P, size, size, ctypes.c_char_p, size)(
+            ("cortex_run", library))
+
+
+def _load_native() -> _Native | None:
+    """The native library, set up with this module's scratch space and Wasmtime's functions;
+    None if it was not built (or will not load): :class:`Guest` then takes each step in Python."""
     library = Path(__file__).with_name(NATIVE_LIBRARY)
     if not library.is_file():
         return None
     try:
-        native = ctypes.CDLL(str(library))
-    except OSError:
+        return _Native(ctypes.CDLL(str(library)))
+    except (OSError, AttributeError):
         return None
-    size = ctypes.c_size_t
-    native.cortex_native_init.restype = None
-    native.cortex_native_init.argtypes = [_P, _P, _P, _P, size, ctypes.c_uint8, size, size,
-                                          _P, _P, _P, _P, _P, _P, _P]
-    native.cortex_native_init(
-        ctypes.cast(ffi.dll.wasmtime_instance_export_nth, _P),
-        ctypes.cast(ffi.dll.wasmtime_func_call_unchecked, _P),
-        ctypes.cast(ffi.dll.wasmtime_memory_data, _P),
-        ctypes.cast(ffi.dll.wasmtime_memory_data_size, _P),
-        _OF, _FUNC, ctypes.sizeof(ffi.wasmtime_val_raw_t), MAX_ARGS,
-        _TRAP, _NAME, _NAME_LENGTH, _FUNC_EXTERN, _VALUES, _ERROR, _RESULT)
-    # The GIL is released: it runs guest code (the epoch ticker must be able to interrupt it;
-    # host functions take the GIL back as they do for any guest call).
-    run = ctypes.CFUNCTYPE(ctypes.c_int32, _P, _P, _P, size, size, ctypes.c_char_p, size)(
-        ("cortex_run", native))
-    return cast(Callable[..., int], run)
 
 
 NATIVE_LIBRARY = "_guest_native.so"
-_native_run = _load_native()
-#: Whether :meth:`Guest.run` goes through the native library (tests turn it off to compare).
-native = _native_run is not None
+_native = _load_native()
+#: Whether :class:`Guest` goes through the native library (tests turn it off to compare).
+native = _native is not None
 
 _RUN_OK, _ALLOC_NOT_FUNC, _ALLOC_FAILED, _ALLOC_NULL, _ALLOC_OUT_OF_RANGE = range(5)
 _EXPORT_NOT_FUNC, _EXPORT_FAILED, _TOO_LONG = range(5, 8)
+
+
+def _claim_thread() -> None:
+    """Guests share the scratch space: the first thread to make one is the only one allowed."""
+    global _owner
+    if _owner != threading.get_ident():
+        if _owner is not None:
+            raise RuntimeError("guests share scratch space: they run in one thread only")
+        _owner = threading.get_ident()
 
 
 class Guest:
@@ -174,19 +193,42 @@ class Guest:
 
     def __init__(self, engine: int) -> None:
         """A new store in ``engine`` (an ``address_of`` an engine)."""
-        global _owner
         self._store = 0  # until made: ``close`` (and ``__del__``) have nothing to free
-        if _owner != threading.get_ident():
-            if _owner is not None:
-                raise RuntimeError("guests share scratch space: they run in one thread only")
-            _owner = threading.get_ident()
+        self._memory_address = 0
+        _claim_thread()
         self._store = _store_new(engine, None, None)
         if not self._store:
             raise MemoryError("wasmtime could not create a store")
         self._context: int = _store_context(self._store)
         self._handles = _Handles()
         self._instance_address = ctypes.addressof(self._handles) + _INSTANCE_OFFSET
-        self._memory_address = 0
+
+    @classmethod
+    def configured(cls, engine: int, *, fuel: int, ticks: int, memory_bytes: int,
+                   table_elements: int, instances: int, tables: int, memories: int) -> Guest:
+        """A new store with its fuel, epoch deadline (``ticks``) and limits set."""
+        if not native or _native is None:
+            guest = cls(engine)
+            guest.set_fuel(fuel)
+            guest.set_deadline(ticks)
+            guest.limit(memory_bytes=memory_bytes, table_elements=table_elements,
+                        instances=instances, tables=tables, memories=memories)
+            return guest
+        guest = cls.__new__(cls)
+        guest._store = 0
+        guest._memory_address = 0
+        _claim_thread()
+        store = _native.store(engine, fuel, ticks, memory_bytes, table_elements, instances,
+                              tables, memories)
+        if not store:
+            raise MemoryError("wasmtime could not create a store")
+        guest._store = store
+        guest._context = int(_scratch.result)
+        guest._handles = _Handles()
+        guest._instance_address = ctypes.addressof(guest._handles) + _INSTANCE_OFFSET
+        error, _scratch.error = _scratch.error, None
+        guest._check(error)
+        return guest
 
     # -- the store ----------------------------------------------------------------------------
 
@@ -221,11 +263,21 @@ class Guest:
     def instantiate(self, pre: int, memory_export: int) -> None:
         """Instantiate ``pre`` (an ``address_of`` an ``InstancePre``: its start function runs)
         and find its memory, export number ``memory_export``."""
+        memory = ctypes.addressof(self._handles) + _MEMORY_OFFSET
+        if native and _native is not None:
+            status = _native.instantiate(pre, self._context, self._instance_address, memory,
+                                         memory_export)
+            if status == 1:
+                error, _scratch.error = _scratch.error, None
+                self._raise(error)
+            if status == 2:
+                raise GuestExportError("the module has no linear memory")
+            self._memory_address = memory + _OF
+            return
         _scratch.trap = None
         error = _instantiate(pre, self._context, self._instance_address, _TRAP)
         if error or _scratch.trap:
             self._raise(error)
-        memory = ctypes.addressof(self._handles) + _MEMORY_OFFSET
         if not self._export(memory_export, memory) or _kind(self._handles.memory) != _MEMORY:
             raise GuestExportError("the module has no linear memory")
         self._memory_address = memory + _OF
@@ -233,10 +285,19 @@ class Guest:
     def call(self, export: int, *args: int) -> int:
         """Call the function export number ``export`` with i32 ``args``; its i32 result (0 if
         it has none), as wasm's signed value."""
-        if not self._export(export, _FUNC_EXTERN) or _kind(_scratch.func) != _FUNC:
-            raise GuestExportError(f"export number {export} is not a function")
         if len(args) > MAX_ARGS:
             raise ValueError(f"at most {MAX_ARGS} arguments")
+        if native and _native is not None:
+            status = _native.call(self._context, self._instance_address, export,
+                                  args[0] if args else 0, args[1] if len(args) > 1 else 0)
+            if status == -1:
+                raise GuestExportError(f"export number {export} is not a function")
+            if status == -2:
+                error, _scratch.error = _scratch.error, None
+                self._raise(error)
+            return int(_ARGS[0])
+        if not self._export(export, _FUNC_EXTERN) or _kind(_scratch.func) != _FUNC:
+            raise GuestExportError(f"export number {export} is not a function")
         _ARGS[0] = 0
         for i, arg in enumerate(args):
             _ARGS[i * _VAL_RAW_SLOTS] = arg
@@ -251,7 +312,7 @@ class Guest:
         """The ABI's call, in one step where the native library is built: ``ptr = alloc(max(len,
         1))``, ``data`` copied to ``ptr``, then ``export(ptr, len)``; returns its result as a u32.
         Raises as :meth:`call` does, or ``BadAllocation`` for a null or out-of-range ``ptr``."""
-        if not native or _native_run is None:
+        if not native or _native is None:
             ptr = self.call(alloc, max(len(data), 1)) & 0xFFFFFFFF
             if ptr == 0:
                 raise BadAllocation(0)
@@ -260,7 +321,7 @@ class Guest:
             except IndexError:
                 raise BadAllocation(ptr) from None
             return self.call(export, ptr, len(data)) & 0xFFFFFFFF
-        status = _native_run(self._context, self._instance_address, self._memory_address, alloc,
+        status = _native.run(self._context, self._instance_address, self._memory_address, alloc,
                              export, data, len(data))
         if status == _RUN_OK:
             return int(_scratch.result)
