@@ -26,7 +26,6 @@ import anyio.abc
 import structlog
 
 from .errors import Overloaded, RuntimeClosed, WorkerCrashed
-from .flags import Flag, flag_type
 from .worker import Outstanding, Worker
 
 log = structlog.get_logger("cortex_runtime")
@@ -80,9 +79,7 @@ class WorkerPool:
         self._all: set[Worker] = set()
         self._spares: list[Worker] = []
         #: Callers waiting for a worker, first come first served; each is woken by a set event.
-        self._waiters: collections.deque[Flag] = collections.deque()
-        #: Makes each waiting caller's flag (set in start(), under the running event loop).
-        self._new_flag: Callable[[], Flag] = anyio.Event
+        self._waiters: collections.deque[anyio.Event] = collections.deque()
         self._waiting = 0
         self._closed = False
         self._tg: anyio.abc.TaskGroup | None = None
@@ -104,7 +101,6 @@ class WorkerPool:
     async def start(self, tg: anyio.abc.TaskGroup) -> None:
         """Start the initial workers and spares; fails if none of them can start."""
         self._tg = tg
-        self._new_flag = flag_type()
         total = self.config.workers + self.config.spare_workers
         started: list[Worker] = []
         errors: list[BaseException] = []
@@ -196,7 +192,7 @@ class WorkerPool:
                     raise RuntimeClosed("the runtime closed while the call waited")
                 if self._broken and not self._usable():
                     raise WorkerCrashed(self._broken)
-                turn = self._new_flag()  # not anyio.Event: ~4.6 µs a use (flags.py)
+                turn = anyio.Event()
                 self._waiters.append(turn)
                 try:
                     await turn.wait()
