@@ -1,17 +1,20 @@
 /*
- * guest_native.c - a guest call's steps through Wasmtime's C API in one foreign call.
+ * guest_native.c - a guest's steps through Wasmtime's C API, several C calls per foreign call.
  *
- * sandbox/guest.py drives each step of a call (find an export, call it, check a range, copy
- * bytes) through its own ctypes foreign functions: each costs ~0.8 µs of Python around a few
- * ns of C. Here the steps of writing a call's input and running its capability (allocate,
- * check, copy, call) are one call from Python. Nothing here trusts the guest: the pointer the
- * allocator returns is checked against the memory's size (after the allocation, which may grow
- * it) before a byte is copied, exactly as Guest.write does.
+ * sandbox/guest.py drives a store and its instance through its own ctypes foreign functions:
+ * each costs ~0.8 µs of Python around a few ns of C. Here the hot steps are one foreign call
+ * each: a new store with its limits, fuel and deadline (cortex_store); instantiation with
+ * finding the memory (cortex_instantiate); a guest call with finding its export (cortex_call);
+ * and a capability call under the ABI: allocate, check, copy the input, call (cortex_run).
+ * Nothing here trusts the guest: the pointer the allocator returns is checked against the
+ * memory's size (after the allocation, which may grow it) before a byte is copied, exactly as
+ * Guest.write does, and every export is checked to be a function before it is called.
  *
  * The library links against nothing: sandbox/guest.py passes Wasmtime's functions, the layout
  * of the few structures it touches and its scratch space once, at load (cortex_native_init), so
  * it needs neither Wasmtime's headers nor a particular build of its library. Built by
- * scripts/build-native (make does it); without it, guest.py runs the same steps in Python.
+ * scripts/build-native (make does it); without it, guest.py takes the same steps in Python,
+ * and tests/test_native.py holds the two to the same outcomes.
  */
 #include <stdbool.h>
 #include <stddef.h>
