@@ -155,19 +155,26 @@ class _Native:
             ("cortex_run", library))
 
 
-def _load_native() -> _Native | None:
+def _load_native(library: Path | None = None) -> _Native | None:
     """The native library, set up with this module's scratch space and Wasmtime's functions;
-    None if it was not built (or will not load): :class:`Guest` then takes each step in Python."""
-    library = Path(__file__).with_name(NATIVE_LIBRARY)
+    None if it was not built, will not load, or was built from other source than this module
+    expects (a stale build: ``NATIVE_ABI``): :class:`Guest` then takes each step in Python."""
+    library = library or Path(__file__).with_name(NATIVE_LIBRARY)
     if not library.is_file():
         return None
     try:
-        return _Native(ctypes.CDLL(str(library)))
+        loaded = ctypes.CDLL(str(library))
+        abi = ctypes.PYFUNCTYPE(ctypes.c_int32)(("cortex_native_abi", loaded))
+        if abi() != NATIVE_ABI:
+            return None
+        return _Native(loaded)
     except (OSError, AttributeError):
         return None
 
 
 NATIVE_LIBRARY = "_guest_native.so"
+#: CORTEX_NATIVE_ABI in native/guest_native.c: the functions' parameters and the scratch layout.
+NATIVE_ABI = 2
 _native = _load_native()
 #: Whether :class:`Guest` goes through the native library (tests turn it off to compare).
 native = _native is not None

@@ -5,6 +5,7 @@ for outcome, on well-behaved and hostile allocators and capabilities."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -148,3 +149,18 @@ def test_outcomes_are_the_abi_s(pre: Any) -> None:
     # the input's bytes land where the allocator said, nowhere else
     _, memory = _outcome(pre, "alloc", "sum", data)
     assert memory[1024:1027] == data and memory[:1024] == bytes(1024)
+
+
+def test_a_library_built_from_other_source_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stale build (other parameters, other scratch layout) must not be called: it is refused
+    and the Python steps run instead, rather than a worker crashing on the wrong arguments."""
+    assert guest_module._load_native() is not None
+    monkeypatch.setattr(guest_module, "NATIVE_ABI", guest_module.NATIVE_ABI + 1)
+    assert guest_module._load_native() is None
+
+
+def test_a_missing_or_broken_library_is_refused(tmp_path: Path) -> None:
+    assert guest_module._load_native(tmp_path / "missing.so") is None
+    broken = tmp_path / "broken.so"
+    broken.write_bytes(b"not a shared library")
+    assert guest_module._load_native(broken) is None

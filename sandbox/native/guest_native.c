@@ -35,6 +35,13 @@ typedef void *(*set_fuel_fn)(void *context, uint64_t fuel);
 typedef void (*set_epoch_deadline_fn)(void *context, uint64_t ticks);
 typedef void *(*instantiate_fn)(const void *pre, void *context, void *instance, void **trap);
 
+/* The interface between this file and sandbox/guest.py (NATIVE_ABI there): bumped whenever a
+ * function's parameters or the scratch layout change, so a library built from older source is
+ * refused instead of called with the wrong arguments. */
+#define CORTEX_NATIVE_ABI 2
+
+int32_t cortex_native_abi(void) { return CORTEX_NATIVE_ABI; }
+
 static export_nth_fn export_nth;
 static call_unchecked_fn call_unchecked;
 static memory_data_fn memory_data;
