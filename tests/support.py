@@ -91,3 +91,19 @@ def _alive(pid: int) -> bool:
         return len(os.listdir(f"/proc/{pid}/task")) > 1
     except (psutil.NoSuchProcess, FileNotFoundError):
         return False
+
+
+class HostBoom(Exception):
+    """What the test host function ``host.boom`` raises."""
+
+
+def prepared_with_boom(engine: wasmtime.Engine, wat: str) -> Any:
+    """``wat`` compiled and linked with one host function, ``host.boom``, which raises
+    ``HostBoom``: an ``InstancePre`` for driving guests straight through ``sandbox.guest``."""
+
+    def boom() -> None:
+        raise HostBoom("raised by the host function")
+
+    linker = wasmtime.Linker(engine)
+    linker.define_func("host", "boom", wasmtime.FuncType([], []), boom)
+    return linker.instantiate_pre(wasmtime.Module(engine, wat))

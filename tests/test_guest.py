@@ -12,6 +12,7 @@ from typing import Any
 import psutil
 import pytest
 import wasmtime
+from support import HostBoom, prepared_with_boom
 
 from sandbox.engine import POOL_SLOTS, make_engine
 from sandbox.guest import Guest, GuestExportError, address_of
@@ -38,19 +39,9 @@ EXPORTS = {name: i for i, name in enumerate(
     ["memory", "add", "store", "trap", "spin", "grow", "call_host", "hits", "nothing"])}
 
 
-class Boom(Exception):
-    pass
-
-
-def _boom() -> None:
-    raise Boom("raised by the host function")
-
-
 @pytest.fixture(scope="module")
 def pre() -> Any:
-    linker = wasmtime.Linker(ENGINE)
-    linker.define_func("host", "boom", wasmtime.FuncType([], []), _boom)
-    return linker.instantiate_pre(wasmtime.Module(ENGINE, WAT))
+    return prepared_with_boom(ENGINE, WAT)
 
 
 def _guest(pre: Any, *, fuel: int = 10**9, max_bytes: int = 3 * 65536) -> Guest:
@@ -113,7 +104,7 @@ def test_failures_surface_as_wasmtime_exceptions(pre: Any) -> None:
         with pytest.raises(wasmtime.Trap) as trapped:
             guest.call(EXPORTS["trap"])
         assert trapped.value.trap_code == wasmtime.TrapCode.UNREACHABLE
-        with pytest.raises(Boom, match="raised by the host function"):
+        with pytest.raises(HostBoom, match="raised by the host function"):
             guest.call(EXPORTS["call_host"])
         with pytest.raises(GuestExportError, match="not a function"):
             guest.call(EXPORTS["hits"])

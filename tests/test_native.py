@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import wasmtime
+from support import HostBoom, prepared_with_boom
 
 import sandbox.guest as guest_module
 from sandbox.engine import make_engine
@@ -62,19 +63,9 @@ CAPABILITIES = ["sum", "negative", "trap", "host", "memory"]
 INPUTS = [b"", b"x", b'{"text":"hello"}', bytes(range(256)) * 40]
 
 
-class Boom(Exception):
-    pass
-
-
-def _boom() -> None:
-    raise Boom("raised by the host function")
-
-
 @pytest.fixture(scope="module")
 def pre() -> Any:
-    linker = wasmtime.Linker(ENGINE)
-    linker.define_func("host", "boom", wasmtime.FuncType([], []), _boom)
-    return linker.instantiate_pre(wasmtime.Module(ENGINE, WAT))
+    return prepared_with_boom(ENGINE, WAT)
 
 
 @pytest.fixture
@@ -101,7 +92,7 @@ def _outcome(pre: Any, alloc: str, capability: str, data: bytes) -> tuple[Any, .
             result = ("bad allocation", bad.ptr)
         except wasmtime.Trap as trap:
             result = ("trap", trap.trap_code, str(trap).splitlines()[0])
-        except (Boom, GuestExportError, ValueError, wasmtime.WasmtimeError) as exc:
+        except (HostBoom, GuestExportError, ValueError, wasmtime.WasmtimeError) as exc:
             result = (type(exc).__name__, str(exc))
         return result, guest.read(0, guest.memory_size())
     finally:
@@ -139,8 +130,8 @@ def test_outcomes_are_the_abi_s(pre: Any) -> None:
     assert _outcome(pre, "alloc_high", "sum", data)[0] == ("bad allocation", 2**32 - 16)
     assert _outcome(pre, "alloc_trap", "sum", data)[0][:2] == ("trap", wasmtime.TrapCode.UNREACHABLE)
     assert _outcome(pre, "alloc_spin", "sum", data)[0][:2] == ("trap", wasmtime.TrapCode.OUT_OF_FUEL)
-    assert _outcome(pre, "alloc_host", "sum", data)[0] == ("Boom", "raised by the host function")
-    assert _outcome(pre, "alloc", "host", data)[0] == ("Boom", "raised by the host function")
+    assert _outcome(pre, "alloc_host", "sum", data)[0] == ("HostBoom", "raised by the host function")
+    assert _outcome(pre, "alloc", "host", data)[0] == ("HostBoom", "raised by the host function")
     assert _outcome(pre, "alloc", "trap", data)[0][:2] == ("trap", wasmtime.TrapCode.UNREACHABLE)
     assert _outcome(pre, "memory", "sum", data)[0] == (
         "GuestExportError", f"export number {EXPORTS['memory']} is not a function")
