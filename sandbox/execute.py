@@ -378,11 +378,7 @@ class Executor:
             if allocator not in plugin.allocators:  # the supervisor checked; calls are unchecked
                 raise CallFailed("trap", f"{allocator!r} is not an allocator of this module",
                                  trap_code="bad_export")
-            if isinstance(payload, bytes):  # one step (natively, where built)
-                result_ptr = self._run(guest, plugin, allocator, export, payload)
-            else:  # a large input, written from the frame it arrived in
-                ptr = self._write_input(guest, _export_number(plugin, allocator), allocator, payload)
-                result_ptr = guest.call(_export_number(plugin, export), ptr, len(payload)) & U32
+            result_ptr = self._run(guest, plugin, allocator, export, payload)
             output = self._read_output(guest, result_ptr, max_output, ctx)
         except (CallFailed, HostTrap, GuestExportError, wasmtime.Trap,
                 wasmtime.WasmtimeError) as exc:
@@ -460,7 +456,8 @@ class Executor:
         return CallFailed("trap", reason, trap_code="host", backtrace=trace)
 
     @staticmethod
-    def _run(guest: Guest, plugin: LoadedPlugin, allocator: str, export: str, payload: bytes) -> int:
+    def _run(guest: Guest, plugin: LoadedPlugin, allocator: str, export: str,
+             payload: bytes | memoryview) -> int:
         try:
             return guest.run(_export_number(plugin, allocator), _export_number(plugin, export),
                              payload)
@@ -470,19 +467,6 @@ class Executor:
                                  f"allocator {allocator!r} returned a null pointer") from None
             raise CallFailed("invalid_output", f"allocator {allocator!r} returned {bad.ptr}, "
                              "past the end of memory") from None
-
-    @staticmethod
-    def _write_input(guest: Guest, alloc: int, allocator: str, payload: bytes | memoryview) -> int:
-        ptr = guest.call(alloc, max(len(payload), 1)) & U32
-        if ptr == 0:
-            raise CallFailed("invalid_output", f"allocator {allocator!r} returned a null pointer")
-        try:
-            guest.write(ptr, payload)
-        except IndexError:
-            raise CallFailed(
-                "invalid_output", f"allocator {allocator!r} returned {ptr}, past the end of memory"
-            ) from None
-        return ptr
 
     @staticmethod
     def _read_output(guest: Guest, result_ptr: int, max_output: int,

@@ -315,11 +315,12 @@ class Guest:
             self._raise(error)
         return int(_ARGS[0])
 
-    def run(self, alloc: int, export: int, data: bytes) -> int:
-        """The ABI's call, in one step where the native library is built: ``ptr = alloc(max(len,
-        1))``, ``data`` copied to ``ptr``, then ``export(ptr, len)``; returns its result as a u32.
-        Raises as :meth:`call` does, or ``BadAllocation`` for a null or out-of-range ``ptr``."""
-        if not native or _native is None:
+    def run(self, alloc: int, export: int, data: bytes | memoryview) -> int:
+        """The ABI's call: ``ptr = alloc(max(len, 1))``, ``data`` copied to ``ptr``, then
+        ``export(ptr, len)``; returns its result as a u32. One step where the native library is
+        built and ``data`` is ``bytes`` (a large input arrives as a view of its frame). Raises as
+        :meth:`call` does, or ``BadAllocation`` for a null or out-of-range ``ptr``."""
+        if not native or _native is None or not isinstance(data, bytes):
             ptr = self.call(alloc, max(len(data), 1)) & 0xFFFFFFFF
             if ptr == 0:
                 raise BadAllocation(0)

@@ -78,7 +78,7 @@ def python_path() -> Iterator[None]:
         guest_module.native = saved
 
 
-def _outcome(pre: Any, alloc: str, capability: str, data: bytes) -> tuple[Any, ...]:
+def _outcome(pre: Any, alloc: str, capability: str, data: bytes | memoryview) -> tuple[Any, ...]:
     """What ``Guest.run`` did: its result or its exception, and the memory afterwards."""
     guest = Guest(ENGINE_ADDRESS)
     guest.set_fuel(10**7)
@@ -137,6 +137,9 @@ def test_outcomes_are_the_abi_s(pre: Any) -> None:
         "GuestExportError", f"export number {EXPORTS['memory']} is not a function")
     assert _outcome(pre, "alloc", "memory", data)[0] == (
         "GuestExportError", f"export number {EXPORTS['memory']} is not a function")
+    # a large input arrives as a view of its frame: the same steps, taken in Python
+    assert _outcome(pre, "alloc", "sum", memoryview(data)) == _outcome(pre, "alloc", "sum", data)
+    assert _outcome(pre, "alloc_over", "sum", memoryview(data))[0] == ("bad allocation", 65536 - 2)
     # the input's bytes land where the allocator said, nowhere else
     _, memory = _outcome(pre, "alloc", "sum", data)
     assert memory[1024:1027] == data and memory[:1024] == bytes(1024)
