@@ -203,12 +203,7 @@ class Guest:
         self._store = 0  # until made: ``close`` (and ``__del__``) have nothing to free
         self._memory_address = 0
         _claim_thread()
-        self._store = _store_new(engine, None, None)
-        if not self._store:
-            raise MemoryError("wasmtime could not create a store")
-        self._context: int = _store_context(self._store)
-        self._handles = _Handles()
-        self._instance_address = ctypes.addressof(self._handles) + _INSTANCE_OFFSET
+        self._hold(_store_new(engine, None, None))
 
     @classmethod
     def configured(cls, engine: int, *, fuel: int, ticks: int, memory_bytes: int,
@@ -222,20 +217,23 @@ class Guest:
                         instances=instances, tables=tables, memories=memories)
             return guest
         guest = cls.__new__(cls)
-        guest._store = 0
-        guest._memory_address = 0
+        guest._store = guest._memory_address = 0
         _claim_thread()
-        store = _native.store(engine, fuel, ticks, memory_bytes, table_elements, instances,
-                              tables, memories)
-        if not store:
-            raise MemoryError("wasmtime could not create a store")
-        guest._store = store
-        guest._context = int(_scratch.result)
-        guest._handles = _Handles()
-        guest._instance_address = ctypes.addressof(guest._handles) + _INSTANCE_OFFSET
+        guest._hold(_native.store(engine, fuel, ticks, memory_bytes, table_elements, instances,
+                                  tables, memories), context=int(_scratch.result))
         error, _scratch.error = _scratch.error, None
         guest._check(error)
         return guest
+
+    def _hold(self, store: int | None, context: int | None = None) -> None:
+        """Keep ``store`` (none: Wasmtime could not make one) and its context (looked up if
+        not given), with room for the instance to come."""
+        if not store:
+            raise MemoryError("wasmtime could not create a store")
+        self._store = store
+        self._context: int = context if context is not None else _store_context(store)
+        self._handles = _Handles()
+        self._instance_address = ctypes.addressof(self._handles) + _INSTANCE_OFFSET
 
     # -- the store ----------------------------------------------------------------------------
 
