@@ -10,6 +10,7 @@ instance itself is driven through Wasmtime's C API by ``sandbox/guest.py``.
 from __future__ import annotations
 
 import collections
+import ctypes
 import gc
 import math
 import threading
@@ -21,6 +22,7 @@ import orjson
 import wasmtime
 
 from . import MAX_PREPARED_PLUGINS, PREPARED_PLUGINS
+from . import guest as guest_steps
 from .engine import CORTEX_MODULE, MAX_TABLE_ELEMENTS, MAX_TABLES, LoadedPlugin
 from .framing import ATTACHMENT, LARGE_FRAME_BYTES
 from .guest import BadAllocation, Guest, GuestExportError, address_of
@@ -200,6 +202,51 @@ def _split_trap(text: str) -> tuple[str, str]:
     return reason, trace
 
 
+def _check_start_memory(plugin: LoadedPlugin, max_pages: int) -> None:
+    if plugin.memory_min_pages > max_pages:
+        raise CallFailed(
+            "memory", f"the module needs {plugin.memory_min_pages} pages of memory at start, "
+            f"over the limit of {max_pages} pages",
+        )
+
+
+def _instantiation_failed(exc: wasmtime.WasmtimeError | GuestExportError) -> CallFailed:
+    reason = _split_trap(str(exc))[0] if isinstance(exc, wasmtime.WasmtimeError) else str(exc)
+    prefix = "instantiation failed: " if isinstance(exc, wasmtime.WasmtimeError) else ""
+    return CallFailed("trap", prefix + reason, trap_code="instantiation")
+
+
+def _cannot_grow(min_pages: int) -> CallFailed:
+    return CallFailed("memory", f"cannot grow memory to wasm.memoryPages={min_pages} pages")
+
+
+def _bad_allocation(allocator: str, ptr: int) -> CallFailed:
+    if not ptr:
+        return CallFailed("invalid_output", f"allocator {allocator!r} returned a null pointer")
+    return CallFailed("invalid_output", f"allocator {allocator!r} returned {ptr}, "
+                      "past the end of memory")
+
+
+def _null_result() -> CallFailed:
+    return CallFailed("invalid_output", "the capability returned a null result pointer without "
+                      "reporting an error through cortex.error")
+
+
+def _result_past_end(ptr: int, memory_bytes: int) -> CallFailed:
+    return CallFailed("invalid_output", f"result pointer {ptr} is past the end of memory "
+                      f"({memory_bytes} bytes)")
+
+
+def _result_too_long(length: int, max_output: int) -> CallFailed:
+    return CallFailed("invalid_output",
+                      f"output of {length} bytes exceeds the {max_output}-byte cap")
+
+
+def _result_body_past_end(length: int, at: int, memory_bytes: int) -> CallFailed:
+    return CallFailed("invalid_output", f"result of {length} bytes at {at} runs past the end of "
+                      f"memory ({memory_bytes} bytes)")
+
+
 class Executor:
     """Holds the linker (WASI + ``cortex`` imports) and runs calls one at a time."""
 
@@ -373,13 +420,19 @@ class Executor:
         self._ctx = ctx
         self.ticker.start()
         try:
-            if not state.instantiated:
-                self._instantiate(plugin, guest, state, min_pages=min_pages, max_pages=max_pages)
-            if allocator not in plugin.allocators:  # the supervisor checked; calls are unchecked
-                raise CallFailed("trap", f"{allocator!r} is not an allocator of this module",
-                                 trap_code="bad_export")
-            result_ptr = self._run(guest, plugin, allocator, export, payload)
-            output = self._read_output(guest, result_ptr, max_output, ctx)
+            if guest_steps.native and isinstance(payload, bytes) and allocator in plugin.allocators:
+                output = self._invoke(plugin, guest, state, allocator, export, payload,
+                                      min_pages=min_pages, max_pages=max_pages,
+                                      max_output=max_output, ctx=ctx)
+            else:
+                if not state.instantiated:
+                    self._instantiate(plugin, guest, state, min_pages=min_pages,
+                                      max_pages=max_pages)
+                if allocator not in plugin.allocators:  # the supervisor checked; calls are not
+                    raise CallFailed("trap", f"{allocator!r} is not an allocator of this module",
+                                     trap_code="bad_export")
+                result_ptr = self._run(guest, plugin, allocator, export, payload)
+                output = self._read_output(guest, result_ptr, max_output, ctx)
         except (CallFailed, HostTrap, GuestExportError, wasmtime.Trap,
                 wasmtime.WasmtimeError) as exc:
             failed = self._classify(exc, ctx)
@@ -407,11 +460,7 @@ class Executor:
                      min_pages: int, max_pages: int) -> None:
         """A fresh instance: instantiate (start function runs), grow to ``min_pages``, and call
         ``_initialize`` for reactors."""
-        if plugin.memory_min_pages > max_pages:
-            raise CallFailed(
-                "memory", f"the module needs {plugin.memory_min_pages} pages of memory at start, "
-                f"over the limit of {max_pages} pages",
-            )
+        _check_start_memory(plugin, max_pages)
         memory = _export_number(plugin, "memory")
         try:
             try:
@@ -423,23 +472,82 @@ class Executor:
                 guest.instantiate(plugin.pre_address, memory)
         except (wasmtime.Trap, wasmtime.ExitTrap):
             raise
-        except wasmtime.WasmtimeError as exc:
-            raise CallFailed("trap", f"instantiation failed: {_split_trap(str(exc))[0]}",
-                             trap_code="instantiation") from None
-        except GuestExportError as exc:
-            raise CallFailed("trap", str(exc), trap_code="instantiation") from None
+        except (wasmtime.WasmtimeError, GuestExportError) as exc:
+            raise _instantiation_failed(exc) from None
         current = guest.memory_size() // PAGE
         if min_pages > current:
             try:
                 guest.grow_memory(min_pages - current)
             except wasmtime.WasmtimeError:
-                raise CallFailed(
-                    "memory", f"cannot grow memory to wasm.memoryPages={min_pages} pages",
-                ) from None
+                raise _cannot_grow(min_pages) from None
         state.setup_bytes = guest.memory_size()
         state.instantiated = True
         if plugin.has_initialize:
             guest.call(_export_number(plugin, "_initialize"))
+
+    def _invoke(self, plugin: LoadedPlugin, guest: Guest, state: _CallState, allocator: str,
+                export: str, payload: bytes, *, min_pages: int, max_pages: int, max_output: int,
+                ctx: CallContext) -> bytes | memoryview:
+        """``_instantiate`` (unless prepared), ``_run`` and ``_read_output`` in one foreign call
+        (``Guest.invoke``): each failure is raised as the step that failed raises it, and
+        tests/test_native.py holds the two paths to the same outcomes."""
+        fresh = not state.instantiated
+        if fresh:
+            _check_start_memory(plugin, max_pages)
+        initialize = (_export_number(plugin, "_initialize") if fresh and plugin.has_initialize
+                      else guest_steps.NO_EXPORT)
+        args = (plugin.pre_address if fresh else 0, _export_number(plugin, "memory"), min_pages,
+                initialize, _export_number(plugin, allocator), _export_number(plugin, export),
+                payload, max_output)
+        status = guest.invoke(*args)
+        found = guest_steps.invocation
+        if status == guest_steps.INSTANTIATE_FAILED:
+            try:
+                guest.raise_for(status, 0, 0, 0)
+            except (wasmtime.Trap, wasmtime.ExitTrap):
+                raise
+            except wasmtime.WasmtimeError as exc:
+                if "concurrent limit" not in str(exc):
+                    raise _instantiation_failed(exc) from None
+            gc.collect()  # a pooling slot held by an unreachable store: free it, retry once
+            status = guest.invoke(*args)
+            if status == guest_steps.INSTANTIATE_FAILED:
+                try:
+                    guest.raise_for(status, 0, 0, 0)
+                except wasmtime.WasmtimeError as exc:
+                    raise _instantiation_failed(exc) from None
+        if status == guest_steps.NO_MEMORY:
+            raise _instantiation_failed(GuestExportError("the module has no linear memory"))
+        if status == guest_steps.GROW_FAILED:
+            try:
+                guest.raise_for(status, 0, 0, 0)
+            except wasmtime.WasmtimeError:
+                raise _cannot_grow(min_pages) from None
+        if fresh:
+            state.setup_bytes = found.setup_bytes
+            state.instantiated = True
+        if status == 0 and ctx.error is None:
+            length = found.length
+            if length >= LARGE_FRAME_BYTES:
+                return guest.view(found.result, length)
+            data = ctypes.string_at(found.base + found.result, length)
+            check_json(data)
+            return data
+        if status < guest_steps.RESULT_NULL and status != 0:
+            try:
+                guest.raise_for(status, args[4], args[5], len(payload), initialize=initialize)
+            except BadAllocation as bad:
+                raise _bad_allocation(allocator, bad.ptr) from None
+        if ctx.error is not None:
+            raise CallFailed("plugin_error", ctx.error)
+        if status == guest_steps.RESULT_NULL:
+            raise _null_result()
+        if status == guest_steps.RESULT_OUT_OF_RANGE:
+            raise _result_past_end(found.result, guest.memory_size())
+        if status == guest_steps.RESULT_TOO_LONG:
+            raise _result_too_long(found.length, max_output)
+        assert status == guest_steps.RESULT_BODY_OUT_OF_RANGE, status
+        raise _result_body_past_end(found.length, found.result + 4, guest.memory_size())
 
     def _classify(self, exc: Exception, ctx: CallContext) -> CallFailed:
         if isinstance(exc, CallFailed):
@@ -462,11 +570,7 @@ class Executor:
             return guest.run(_export_number(plugin, allocator), _export_number(plugin, export),
                              payload)
         except BadAllocation as bad:
-            if not bad.ptr:
-                raise CallFailed("invalid_output",
-                                 f"allocator {allocator!r} returned a null pointer") from None
-            raise CallFailed("invalid_output", f"allocator {allocator!r} returned {bad.ptr}, "
-                             "past the end of memory") from None
+            raise _bad_allocation(allocator, bad.ptr) from None
 
     @staticmethod
     def _read_output(guest: Guest, result_ptr: int, max_output: int,
@@ -477,29 +581,18 @@ class Executor:
         if ctx.error is not None:
             raise CallFailed("plugin_error", ctx.error)
         if result_ptr == 0:
-            raise CallFailed(
-                "invalid_output", "the capability returned a null result pointer without "
-                "reporting an error through cortex.error",
-            )
+            raise _null_result()
         try:
             header = guest.read(result_ptr, 4)
         except IndexError:
-            raise CallFailed(
-                "invalid_output", f"result pointer {result_ptr} is past the end of memory "
-                f"({guest.memory_size()} bytes)",
-            ) from None
+            raise _result_past_end(result_ptr, guest.memory_size()) from None
         length = int.from_bytes(header, "little")
         if length > max_output:
-            raise CallFailed(
-                "invalid_output", f"output of {length} bytes exceeds the {max_output}-byte cap"
-            )
+            raise _result_too_long(length, max_output)
         try:
             data = (guest.view if length >= LARGE_FRAME_BYTES else guest.read)(result_ptr + 4, length)
         except IndexError:
-            raise CallFailed(
-                "invalid_output", f"result of {length} bytes at {result_ptr + 4} runs past the "
-                f"end of memory ({guest.memory_size()} bytes)",
-            ) from None
+            raise _result_body_past_end(length, result_ptr + 4, guest.memory_size()) from None
         if isinstance(data, bytes):  # a large result is checked by the supervisor as it decodes it
             check_json(data)
         return data

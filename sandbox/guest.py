@@ -135,7 +135,8 @@ class _Native:
     _WASMTIME = ("wasmtime_instance_export_nth", "wasmtime_func_call_unchecked",
                  "wasmtime_memory_data", "wasmtime_memory_data_size", "wasmtime_store_new",
                  "wasmtime_store_context", "wasmtime_store_limiter", "wasmtime_context_set_fuel",
-                 "wasmtime_context_set_epoch_deadline", "wasmtime_instance_pre_instantiate")
+                 "wasmtime_context_set_epoch_deadline", "wasmtime_instance_pre_instantiate",
+                 "wasmtime_memory_grow")
 
     def __init__(self, library: ctypes.CDLL) -> None:
         size, i32, i64 = ctypes.c_size_t, ctypes.c_int32, _I64
@@ -153,6 +154,8 @@ class _Native:
         self.call = ctypes.CFUNCTYPE(i32, _P, _P, size, i32, i32)(("cortex_call", library))
         self.run = ctypes.CFUNCTYPE(i32, _P, _P, _P, size, size, ctypes.c_char_p, size)(
             ("cortex_run", library))
+        self.invoke = ctypes.CFUNCTYPE(i32, _P, _P, _P, _P, size, _U64, size, size, size,
+                                       ctypes.c_char_p, size, _U64, _P)(("cortex_invoke", library))
 
 
 def _load_native(library: Path | None = None) -> _Native | None:
@@ -174,13 +177,29 @@ def _load_native(library: Path | None = None) -> _Native | None:
 
 NATIVE_LIBRARY = "_guest_native.so"
 #: CORTEX_NATIVE_ABI in native/guest_native.c: the functions' parameters and the scratch layout.
-NATIVE_ABI = 2
+NATIVE_ABI = 3
 _native = _load_native()
 #: Whether :class:`Guest` goes through the native library (tests turn it off to compare).
 native = _native is not None
 
 _RUN_OK, _ALLOC_NOT_FUNC, _ALLOC_FAILED, _ALLOC_NULL, _ALLOC_OUT_OF_RANGE = range(5)
 _EXPORT_NOT_FUNC, _EXPORT_FAILED, _TOO_LONG = range(5, 8)
+#: Guest.invoke's outcomes past the capability's call (cortex_invoke's INVOKE_*).
+(INSTANTIATE_FAILED, NO_MEMORY, GROW_FAILED, INIT_NOT_FUNC, INIT_FAILED, RESULT_NULL,
+ RESULT_OUT_OF_RANGE, RESULT_TOO_LONG, RESULT_BODY_OUT_OF_RANGE) = range(8, 17)
+#: ``Guest.invoke``'s ``initialize`` when the module has no ``_initialize`` (C's SIZE_MAX).
+NO_EXPORT = 2**64 - 1 if ctypes.sizeof(ctypes.c_size_t) == 8 else 2**32 - 1
+
+
+class Invocation(ctypes.Structure):
+    """What ``Guest.invoke`` found (cortex_invoke's ``struct invocation``)."""
+
+    _fields_ = [("setup_bytes", _U64), ("result", _U64), ("length", _U64), ("base", _U64)]
+
+
+#: One for the process, like the scratch space: guests run one at a time.
+invocation = Invocation()
+_INVOCATION = ctypes.addressof(invocation)
 
 
 def _claim_thread() -> None:
@@ -331,13 +350,40 @@ class Guest:
                              export, data, len(data))
         if status == _RUN_OK:
             return int(_scratch.result)
+        self.raise_for(status, alloc, export, len(data))
+
+    def invoke(self, pre: int, memory_export: int, min_pages: int, initialize: int, alloc: int,
+               export: int, data: bytes, max_output: int) -> int:
+        """A whole call in one foreign call (native library only): with ``pre`` (not 0),
+        :meth:`instantiate` it, grow the memory to ``min_pages`` and call export ``initialize``
+        (``NO_EXPORT``: none); then :meth:`run` and find the result (a u32 length at the
+        pointer it returned, then that many bytes, at most ``max_output``), checked against the
+        memory's size. Returns 0, with ``invocation`` filled in, or the first step that failed:
+        ``raise_for`` raises what the steps taken one by one would have, where they raise."""
+        assert _native is not None, "Guest.invoke needs the native library"
+        memory = ctypes.addressof(self._handles) + _MEMORY_OFFSET
+        status = _native.invoke(pre, self._context, self._instance_address, memory, memory_export,
+                                min_pages, initialize, alloc, export, data, len(data), max_output,
+                                _INVOCATION)
+        if status not in (INSTANTIATE_FAILED, NO_MEMORY):
+            self._memory_address = memory + _OF
+        return int(status)
+
+    def raise_for(self, status: int, alloc: int, export: int, length: int, *,
+                  initialize: int = NO_EXPORT) -> NoReturn:
+        """Raise what a failed :meth:`run` or :meth:`invoke` ``status`` stands for, as the
+        step that failed raises it: the guest's trap or error (instantiation, growth, a guest
+        call), ``BadAllocation``, or ``GuestExportError``. Not for the ``RESULT_*`` outcomes:
+        the guest did not fail there, its result is bad (the caller says how)."""
         if status in (_ALLOC_NULL, _ALLOC_OUT_OF_RANGE):
             raise BadAllocation(int(_scratch.result))
-        if status in (_ALLOC_NOT_FUNC, _EXPORT_NOT_FUNC):
-            number = alloc if status == _ALLOC_NOT_FUNC else export
+        if status in (_ALLOC_NOT_FUNC, _EXPORT_NOT_FUNC, INIT_NOT_FUNC):
+            number = {_ALLOC_NOT_FUNC: alloc, _EXPORT_NOT_FUNC: export}.get(status, initialize)
             raise GuestExportError(f"export number {number} is not a function")
+        if status == NO_MEMORY:
+            raise GuestExportError("the module has no linear memory")
         if status == _TOO_LONG:
-            raise ValueError(f"an input of {len(data)} bytes is too long for a wasm call")
+            raise ValueError(f"an input of {length} bytes is too long for a wasm call")
         error, _scratch.error = _scratch.error, None
         self._raise(error)
 

@@ -22,7 +22,7 @@ _BIG_FLOAT = 9.2e18
 MAX_DEPTH = 1023
 #: Every literal orjson could turn into a float that large: 19 digits or more in a row, or an
 #: exponent (which follows a digit). It may also match inside a string: the walk then decides.
-_MAYBE_BIG = re.compile(rb"[0-9]{19}|[0-9][eE]")
+_MAYBE_BIG = re.compile(rb"[0-9](?:[0-9]{18}|[eE])")
 
 
 class InvalidResult(ValueError):

@@ -5,10 +5,13 @@
  * each costs ~0.8 µs of Python around a few ns of C. Here the hot steps are one foreign call
  * each: a new store with its limits, fuel and deadline (cortex_store); instantiation with
  * finding the memory (cortex_instantiate); a guest call with finding its export (cortex_call);
- * and a capability call under the ABI: allocate, check, copy the input, call (cortex_run).
+ * a capability call under the ABI: allocate, check, copy the input, call (cortex_run); and a
+ * whole call, from instantiation to finding the result (cortex_invoke).
  * Nothing here trusts the guest: the pointer the allocator returns is checked against the
  * memory's size (after the allocation, which may grow it) before a byte is copied, exactly as
- * Guest.write does, and every export is checked to be a function before it is called.
+ * Guest.write does; the result's length prefix and bytes are checked against it before they
+ * are read, exactly as Guest.read does; and every export is checked to be a function before
+ * it is called.
  *
  * The library links against nothing: sandbox/guest.py passes Wasmtime's functions, the layout
  * of the few structures it touches and its scratch space once, at load (cortex_native_init), so
@@ -20,6 +23,10 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+
+#if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "a result's length prefix is read as wasm stores it: little-endian"
+#endif
 
 typedef bool (*export_nth_fn)(void *context, const void *instance, size_t index, char **name,
                               size_t *name_length, uint8_t *item);
@@ -34,11 +41,13 @@ typedef void (*store_limiter_fn)(void *store, int64_t memory_size, int64_t table
 typedef void *(*set_fuel_fn)(void *context, uint64_t fuel);
 typedef void (*set_epoch_deadline_fn)(void *context, uint64_t ticks);
 typedef void *(*instantiate_fn)(const void *pre, void *context, void *instance, void **trap);
+typedef void *(*memory_grow_fn)(void *context, const void *memory, uint64_t delta,
+                                uint64_t *previous_pages);
 
 /* The interface between this file and sandbox/guest.py (NATIVE_ABI there): bumped whenever a
  * function's parameters or the scratch layout change, so a library built from older source is
  * refused instead of called with the wrong arguments. */
-#define CORTEX_NATIVE_ABI 2
+#define CORTEX_NATIVE_ABI 3
 
 int32_t cortex_native_abi(void) { return CORTEX_NATIVE_ABI; }
 
@@ -52,6 +61,7 @@ static store_limiter_fn store_limiter;
 static set_fuel_fn set_fuel;
 static set_epoch_deadline_fn set_epoch_deadline;
 static instantiate_fn instantiate;
+static memory_grow_fn memory_grow;
 /* wasmtime_extern_t: its kind is the first byte; its function starts at `extern_of`. */
 static size_t extern_of;
 static uint8_t func_kind;
@@ -75,7 +85,7 @@ static struct scratch s;
 /* Wasmtime's functions this file calls, in the order of `struct functions`. */
 struct functions {
     void *export_nth, *call_unchecked, *memory_data, *memory_size, *store_new, *store_context,
-        *store_limiter, *set_fuel, *set_epoch_deadline, *instantiate;
+        *store_limiter, *set_fuel, *set_epoch_deadline, *instantiate, *memory_grow;
 };
 
 void cortex_native_init(const struct functions *f, size_t of, uint8_t func, uint8_t memory,
@@ -92,6 +102,7 @@ void cortex_native_init(const struct functions *f, size_t of, uint8_t func, uint
     set_fuel = (set_fuel_fn)f->set_fuel;
     set_epoch_deadline = (set_epoch_deadline_fn)f->set_epoch_deadline;
     instantiate = (instantiate_fn)f->instantiate;
+    memory_grow = (memory_grow_fn)f->memory_grow;
     extern_of = of;
     func_kind = func;
     memory_kind = memory;
@@ -191,5 +202,80 @@ int32_t cortex_run(void *context, const void *instance, const void *memory, size
     if (status == -1) return RUN_EXPORT_NOT_FUNC;
     if (status == -2) return RUN_EXPORT_FAILED;
     *s.result = result_u32();
+    return RUN_OK;
+}
+
+enum {
+    /* 0 and 1-7: cortex_run's outcomes (RUN_*), the capability's call */
+    INVOKE_INSTANTIATE_FAILED = 8, /* *trap or *error says how */
+    INVOKE_NO_MEMORY = 9,
+    INVOKE_GROW_FAILED = 10, /* *error says why */
+    INVOKE_INIT_NOT_FUNC = 11,
+    INVOKE_INIT_FAILED = 12, /* *trap or *error */
+    INVOKE_RESULT_NULL = 13,
+    INVOKE_RESULT_OUT_OF_RANGE = 14, /* the result's 4-byte length runs past the memory's end */
+    INVOKE_RESULT_TOO_LONG = 15,     /* longer than max_output: out->length says how long */
+    INVOKE_RESULT_BODY_OUT_OF_RANGE = 16, /* its bytes run past the end: out->length as above */
+};
+
+/* What cortex_invoke found, for the caller to read after it returned. */
+struct invocation {
+    uint64_t setup_bytes; /* memory after instantiation, growth and before _initialize */
+    uint64_t result;      /* the capability's result pointer, then its bytes' offset */
+    uint64_t length;      /* the result's length (from its 4-byte prefix) */
+    uint64_t base;        /* the memory's base address when the call returned */
+};
+
+#define PAGE_BYTES 65536u
+#define NO_EXPORT SIZE_MAX
+
+/* A whole call in one foreign call (Executor's native path): with `pre`, instantiate it into
+ * `instance` and find its memory (export `memory_index`, into `memory_extern`), grow that to
+ * `min_pages`, call `initialize` (NO_EXPORT: none); without, the instance is already made (a
+ * prepared one). Then the ABI's call (cortex_run) and the result's place, checked as
+ * execute.py's _read_output does: a u32 length at the result pointer, at most `max_output`,
+ * its bytes within memory. 0 with *out filled in, or the first step that failed. */
+int32_t cortex_invoke(const void *pre, void *context, void *instance, uint8_t *memory_extern,
+                      size_t memory_index, uint64_t min_pages, size_t initialize, size_t alloc,
+                      size_t export, const uint8_t *input, size_t length, uint64_t max_output,
+                      struct invocation *out) {
+    memset(out, 0, sizeof *out);
+    void *memory = memory_extern + extern_of;
+    if (pre != NULL) {
+        *s.trap = NULL;
+        *s.error = instantiate(pre, context, instance, s.trap);
+        if (*s.error || *s.trap) return INVOKE_INSTANTIATE_FAILED;
+        if (!export_nth(context, instance, memory_index, s.name, s.name_length, memory_extern) ||
+            memory_extern[0] != memory_kind)
+            return INVOKE_NO_MEMORY;
+        uint64_t pages = memory_size(context, memory) / PAGE_BYTES;
+        if (min_pages > pages) {
+            uint64_t previous;
+            *s.error = memory_grow(context, memory, min_pages - pages, &previous);
+            if (*s.error) return INVOKE_GROW_FAILED;
+        }
+        out->setup_bytes = memory_size(context, memory);
+        if (initialize != NO_EXPORT) {
+            *s.error = NULL;
+            int status = call_export(context, instance, initialize, 0, 0);
+            if (status == -1) return INVOKE_INIT_NOT_FUNC;
+            if (status == -2) return INVOKE_INIT_FAILED;
+        }
+    }
+    int32_t status = cortex_run(context, instance, memory, alloc, export, input, length);
+    if (status != RUN_OK) return status;
+    uint64_t ptr = (uint32_t)*s.result;
+    out->result = ptr;
+    if (ptr == 0) return INVOKE_RESULT_NULL;
+    uint64_t size = memory_size(context, memory);
+    if (ptr + 4 > size) return INVOKE_RESULT_OUT_OF_RANGE;
+    uint8_t *base = memory_data(context, memory);
+    uint32_t result_length;
+    memcpy(&result_length, base + ptr, sizeof result_length); /* little-endian, as wasm is */
+    out->length = result_length;
+    if (result_length > max_output) return INVOKE_RESULT_TOO_LONG;
+    if (ptr + 4 + result_length > size) return INVOKE_RESULT_BODY_OUT_OF_RANGE;
+    out->result = ptr + 4;
+    out->base = (uint64_t)(uintptr_t)base;
     return RUN_OK;
 }
