@@ -210,6 +210,21 @@ def _check_start_memory(plugin: LoadedPlugin, max_pages: int) -> None:
         )
 
 
+class _NoSlot(Exception):
+    """Instantiation found every pooling slot taken (Wasmtime's "concurrent limit")."""
+
+    def __init__(self, error: wasmtime.WasmtimeError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+    @classmethod
+    def or_failure(cls, exc: wasmtime.WasmtimeError | GuestExportError) -> Exception:
+        """What a failed instantiation raises: this if no slot was free, else its failure."""
+        if isinstance(exc, wasmtime.WasmtimeError) and "concurrent limit" in str(exc):
+            return cls(exc)
+        return _instantiation_failed(exc)
+
+
 def _instantiation_failed(exc: wasmtime.WasmtimeError | GuestExportError) -> CallFailed:
     reason = _split_trap(str(exc))[0] if isinstance(exc, wasmtime.WasmtimeError) else str(exc)
     prefix = "instantiation failed: " if isinstance(exc, wasmtime.WasmtimeError) else ""
@@ -356,7 +371,8 @@ class Executor:
         try:
             self._instantiate(plugin, guest, state, min_pages=min_pages, max_pages=max_pages)
             fuel_used = fuel - guest.fuel()
-        except (CallFailed, HostTrap, GuestExportError, wasmtime.Trap, wasmtime.WasmtimeError):
+        except (CallFailed, HostTrap, GuestExportError, wasmtime.Trap, wasmtime.WasmtimeError,
+                _NoSlot):
             guest.close()
             return
         finally:
@@ -419,20 +435,22 @@ class Executor:
         self._spent = guest
         self._ctx = ctx
         self.ticker.start()
+        call = (plugin, allocator, export, payload, min_pages, max_pages, max_output, ctx)
         try:
-            if guest_steps.native and isinstance(payload, bytes) and allocator in plugin.allocators:
-                output = self._invoke(plugin, guest, state, allocator, export, payload,
-                                      min_pages=min_pages, max_pages=max_pages,
-                                      max_output=max_output, ctx=ctx)
-            else:
-                if not state.instantiated:
-                    self._instantiate(plugin, guest, state, min_pages=min_pages,
-                                      max_pages=max_pages)
-                if allocator not in plugin.allocators:  # the supervisor checked; calls are not
-                    raise CallFailed("trap", f"{allocator!r} is not an allocator of this module",
-                                     trap_code="bad_export")
-                result_ptr = self._run(guest, plugin, allocator, export, payload)
-                output = self._read_output(guest, result_ptr, max_output, ctx)
+            try:
+                output = self._execute(guest, state, *call)
+            except _NoSlot:
+                # A slot held by an unreachable store: collect it, then once more on a new
+                # store (the failed instantiation counts against this one's instance limit).
+                guest.close()
+                gc.collect()
+                guest = self._spent = self._new_guest(plugin, ctx, fuel=fuel,
+                                                      timeout_ms=timeout_ms, max_pages=max_pages)
+                state = _CallState()
+                try:
+                    output = self._execute(guest, state, *call)
+                except _NoSlot as no_slot:
+                    raise _instantiation_failed(no_slot.error) from None
         except (CallFailed, HostTrap, GuestExportError, wasmtime.Trap,
                 wasmtime.WasmtimeError) as exc:
             failed = self._classify(exc, ctx)
@@ -456,24 +474,34 @@ class Executor:
             fields["result"] = orjson.Fragment(output)
         return fields, ctx
 
+    def _execute(self, guest: Guest, state: _CallState, plugin: LoadedPlugin, allocator: str,
+                 export: str, payload: bytes | memoryview, min_pages: int, max_pages: int,
+                 max_output: int, ctx: CallContext) -> bytes | memoryview:
+        """The call on ``guest``: in one foreign call where the native library is built, else
+        step by step; its result (see ``_read_output``)."""
+        if guest_steps.native and isinstance(payload, bytes) and allocator in plugin.allocators:
+            return self._invoke(plugin, guest, state, allocator, export, payload,
+                                min_pages=min_pages, max_pages=max_pages, max_output=max_output,
+                                ctx=ctx)
+        if not state.instantiated:
+            self._instantiate(plugin, guest, state, min_pages=min_pages, max_pages=max_pages)
+        if allocator not in plugin.allocators:  # the supervisor checked; calls are unchecked
+            raise CallFailed("trap", f"{allocator!r} is not an allocator of this module",
+                             trap_code="bad_export")
+        result_ptr = self._run(guest, plugin, allocator, export, payload)
+        return self._read_output(guest, result_ptr, max_output, ctx)
+
     def _instantiate(self, plugin: LoadedPlugin, guest: Guest, state: _CallState, *,
                      min_pages: int, max_pages: int) -> None:
         """A fresh instance: instantiate (start function runs), grow to ``min_pages``, and call
         ``_initialize`` for reactors."""
         _check_start_memory(plugin, max_pages)
-        memory = _export_number(plugin, "memory")
         try:
-            try:
-                guest.instantiate(plugin.pre_address, memory)
-            except wasmtime.WasmtimeError as exc:
-                if "concurrent limit" not in str(exc):
-                    raise
-                gc.collect()  # a pooling slot held by an unreachable store: free it, retry once
-                guest.instantiate(plugin.pre_address, memory)
+            guest.instantiate(plugin.pre_address, _export_number(plugin, "memory"))
         except (wasmtime.Trap, wasmtime.ExitTrap):
             raise
         except (wasmtime.WasmtimeError, GuestExportError) as exc:
-            raise _instantiation_failed(exc) from None
+            raise _NoSlot.or_failure(exc) from None
         current = guest.memory_size() // PAGE
         if min_pages > current:
             try:
@@ -507,15 +535,7 @@ class Executor:
             except (wasmtime.Trap, wasmtime.ExitTrap):
                 raise
             except wasmtime.WasmtimeError as exc:
-                if "concurrent limit" not in str(exc):
-                    raise _instantiation_failed(exc) from None
-            gc.collect()  # a pooling slot held by an unreachable store: free it, retry once
-            status = guest.invoke(*args)
-            if status == guest_steps.INSTANTIATE_FAILED:
-                try:
-                    guest.raise_for(status, 0, 0, 0)
-                except wasmtime.WasmtimeError as exc:
-                    raise _instantiation_failed(exc) from None
+                raise _NoSlot.or_failure(exc) from None
         if status == guest_steps.NO_MEMORY:
             raise _instantiation_failed(GuestExportError("the module has no linear memory"))
         if status == guest_steps.GROW_FAILED:

@@ -6,7 +6,9 @@ for well-behaved and hostile plugins, on fresh and on prepared instances."""
 from __future__ import annotations
 
 import dataclasses
+import gc
 import hashlib
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -14,9 +16,10 @@ import pytest
 import wasmtime
 
 import sandbox.guest as guest_module
-from sandbox.engine import LoadedPlugin, load_plugin, make_engine
-from sandbox.execute import CallFailed, Executor
+from sandbox.engine import POOL_SLOTS, LoadedPlugin, load_plugin, make_engine
+from sandbox.execute import CallContext, CallFailed, Executor
 from sandbox.framing import ATTACHMENT, LARGE_FRAME_BYTES
+from sandbox.guest import Guest
 
 #: A plugin whose allocator, ``_initialize``, start function and memory are filled in per
 #: variant; its capabilities return every kind of result, good and bad.
@@ -321,3 +324,72 @@ def test_a_large_input_takes_the_steps(executor: Executor, plugins: dict[str, Lo
     data = b'"' + b"x" * 1000 + b'"'
     assert _outcome(executor, plugins["alloc_bump"], "echo", memoryview(data),  # type: ignore[arg-type]
                     prepared=False)[:2] == ("ok", data)
+
+
+def _slot_holders(executor: Executor, plugin: LoadedPlugin) -> list[Guest]:
+    """Instances holding every pooling slot of ``executor``'s engine left (until closed)."""
+    holders: list[Guest] = []
+    for _ in range(POOL_SLOTS + 1):
+        guest = executor._new_guest(plugin, CallContext(max_log_bytes=4096), fuel=10**6,
+                                    timeout_ms=1000.0, max_pages=8)
+        try:
+            guest.instantiate(plugin.pre_address, plugin.export_index["memory"])
+        except wasmtime.WasmtimeError as exc:
+            assert "concurrent limit" in str(exc)
+            guest.close()
+            return holders
+        holders.append(guest)
+    raise AssertionError(f"more than {POOL_SLOTS} instances at once")
+
+
+@pytest.fixture
+def own_executor(tmp_path: Path) -> tuple[Executor, LoadedPlugin]:
+    """An engine of its own, whose pooling slots the test may fill."""
+    executor = Executor(make_engine(), prepared_plugins=0)
+    path = tmp_path / "bump.wasm"
+    path.write_bytes(wasmtime.wat2wasm(
+        TEMPLATE.replace("ALLOC", ALLOCATORS["bump"]).replace("INIT", "").replace("START", "")
+        .replace("MEMORY", "1 8")))
+    plugin = load_plugin(executor.engine, executor.linker, str(path),
+                         hashlib.sha256(path.read_bytes()).hexdigest())
+    return executor, plugin
+
+
+def test_with_every_slot_taken_both_fail_alike(own_executor: tuple[Executor, LoadedPlugin]) -> None:
+    executor, plugin = own_executor
+    holders = _slot_holders(executor, plugin)
+    try:
+        by_steps, invoked = _both(executor, plugin, "echo", b"{}", prepared=False)
+    finally:
+        for guest in holders:
+            guest.close()
+    assert invoked == by_steps
+    assert (by_steps[1], by_steps[3]) == ("trap", "instantiation")
+    assert by_steps[2].startswith("instantiation failed: ") and "concurrent limit" in by_steps[2]
+
+
+def test_slots_held_by_unreachable_stores_are_collected_and_the_call_retried(
+        own_executor: tuple[Executor, LoadedPlugin], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A store in a reference cycle keeps its slot until the cycle collector runs: a call that
+    finds no slot collects once and retries, on both paths."""
+    executor, plugin = own_executor
+    collections = []
+    real_collect = gc.collect
+    monkeypatch.setattr(gc, "collect", lambda: collections.append(1) or real_collect())
+    outcomes = []
+    for native in (False, True):
+        gc.disable()  # only the retry's collection may free them
+        try:
+            cycle: list[Any] = _slot_holders(executor, plugin)  # type: ignore[assignment]
+            cycle.append(cycle)
+            del cycle
+            guest_module.native = native
+            try:
+                outcomes.append(_outcome(executor, plugin, "echo", b'{"a":1}', prepared=False))
+            finally:
+                guest_module.native = True
+        finally:
+            gc.enable()
+    assert outcomes[0] == outcomes[1]
+    assert outcomes[0][:2] == ("ok", b'{"a":1}'), outcomes[0]
+    assert len(collections) == 2  # one retry each
