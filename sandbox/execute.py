@@ -518,7 +518,7 @@ class Executor:
                 ctx: CallContext) -> bytes | memoryview:
         """``_instantiate`` (unless prepared), ``_run`` and ``_read_output`` in one foreign call
         (``Guest.invoke``): each failure is raised as the step that failed raises it, and
-        tests/test_native.py holds the two paths to the same outcomes."""
+        tests/test_native_invoke.py holds the two paths to the same outcomes."""
         fresh = not state.instantiated
         if fresh:
             _check_start_memory(plugin, max_pages)
