@@ -136,7 +136,14 @@ class _Native:
                  "wasmtime_memory_data", "wasmtime_memory_data_size", "wasmtime_store_new",
                  "wasmtime_store_context", "wasmtime_store_limiter", "wasmtime_context_set_fuel",
                  "wasmtime_context_set_epoch_deadline", "wasmtime_instance_pre_instantiate",
-                 "wasmtime_memory_grow")
+                 "wasmtime_memory_grow", "wasmtime_module_exports", "wasmtime_module_imports",
+                 "wasm_exporttype_vec_delete", "wasm_importtype_vec_delete", "wasm_exporttype_name",
+                 "wasm_exporttype_type", "wasm_importtype_module", "wasm_importtype_name",
+                 "wasm_importtype_type", "wasm_externtype_kind", "wasm_externtype_as_functype_const",
+                 "wasm_externtype_as_memorytype_const", "wasm_functype_params",
+                 "wasm_functype_results", "wasm_valtype_kind", "wasmtime_memorytype_minimum",
+                 "wasmtime_memorytype_maximum", "wasmtime_memorytype_is64",
+                 "wasmtime_memorytype_isshared")
 
     def __init__(self, library: ctypes.CDLL) -> None:
         size, i32, i64 = ctypes.c_size_t, ctypes.c_int32, _I64
@@ -156,6 +163,7 @@ class _Native:
             ("cortex_run", library))
         self.invoke = ctypes.CFUNCTYPE(i32, _P, _P, _P, _P, size, _U64, size, size, size,
                                        ctypes.c_char_p, size, _U64, _P)(("cortex_invoke", library))
+        self.describe = ctypes.PYFUNCTYPE(size, _P, i32, _P, size)(("cortex_describe", library))
 
 
 def _load_native(library: Path | None = None) -> _Native | None:
@@ -177,10 +185,30 @@ def _load_native(library: Path | None = None) -> _Native | None:
 
 NATIVE_LIBRARY = "_guest_native.so"
 #: CORTEX_NATIVE_ABI in native/guest_native.c: the functions' parameters and the scratch layout.
-NATIVE_ABI = 3
+NATIVE_ABI = 4
 _native = _load_native()
 #: Whether :class:`Guest` goes through the native library (tests turn it off to compare).
 native = _native is not None
+
+
+def native_describe_available() -> bool:
+    """Whether ``describe_natively`` has the library to call (whatever ``native`` says)."""
+    return _native is not None
+
+
+def describe_natively(module: int, *, imports: bool) -> bytes | None:
+    """A module's (an address) exports, or imports, as the JSON ``sandbox/describe.py`` builds
+    step by step, in one foreign call; None without the native library (or with ``native``
+    off: tests compare the two)."""
+    if not native or _native is None:
+        return None
+    capacity = 4096
+    while True:
+        buffer = ctypes.create_string_buffer(capacity)
+        length = int(_native.describe(module, int(imports), buffer, capacity))
+        if length <= capacity:
+            return buffer.raw[:length]
+        capacity = length
 
 _RUN_OK, _ALLOC_NOT_FUNC, _ALLOC_FAILED, _ALLOC_NULL, _ALLOC_OUT_OF_RANGE = range(5)
 _EXPORT_NOT_FUNC, _EXPORT_FAILED, _TOO_LONG = range(5, 8)

@@ -1,17 +1,22 @@
 """The module description read straight from Wasmtime's C API (sandbox/describe.py) says exactly
 what wasmtime-py's own wrappers say, on every module we have and on generated ones: a worker calls
-capability exports unchecked by the index and signature it reads there."""
+capability exports unchecked by the index and signature it reads there. Every test runs twice:
+through the native library's one call (``cortex_describe``) and through the Python steps."""
 
 from __future__ import annotations
 
+import ctypes
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 import wasmtime
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import sandbox.guest as guest_module
 from sandbox.describe import module_exports, module_imports
 from sandbox.engine import describe_module, make_engine
 from sandbox.wasmbin import v128_in_interface
@@ -69,6 +74,54 @@ def _describable_modules() -> list[tuple[str, wasmtime.Module]]:
 
 
 MODULES = _describable_modules()
+
+
+@pytest.fixture(autouse=True, params=["native", "steps"])
+def path(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Each test through the native library's walk, then through the Python steps."""
+    saved = guest_module.native
+    guest_module.native = request.param == "native"
+    try:
+        yield request.param
+    finally:
+        guest_module.native = saved
+
+
+def test_the_native_walk_is_taken(path: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without this, the native runs could be the Python steps again."""
+    assert guest_module.native_describe_available()
+    called = []
+    real = guest_module.describe_natively
+
+    def counting(module: int, *, imports: bool) -> bytes | None:
+        result = real(module, imports=imports)
+        called.append(result is not None)
+        return result
+
+    monkeypatch.setattr("sandbox.describe.describe_natively", counting)
+    module = wasmtime.Module(ENGINE, bytes(wasmtime.wat2wasm('(module (memory (export "m") 1))')))
+    assert module_exports(module) == reference_exports(module)
+    assert called == [path == "native"]
+
+
+def test_names_that_need_escaping_and_long_ones(path: str) -> None:
+    """Quotes, backslashes, control characters and DEL in names, and a description longer than
+    the native walk's first buffer (it asks again with room enough)."""
+    names = ['a\\"b', "c\\\\d", "e\\0af\\09\\00", "\\7f", "x" * 5000]
+    wat = '(module (import "q\\"m" "n\\0a" (func)) ' + " ".join(
+        f'(func (export "{name}") (param i32 i32) (result i32) (i32.const 0))' for name in names
+    ) + ' (memory (export "memory") 1))'
+    module = wasmtime.Module(ENGINE, bytes(wasmtime.wat2wasm(wat)))
+    exports = module_exports(module)
+    assert exports == reference_exports(module)
+    assert [e["name"] for e in exports][:4] == ['a"b', "c\\d", "e\nf\t\x00", "\x7f"]
+    assert module_imports(module) == reference_imports(module) == [
+        {"module": 'q"m', "name": "n\n", "kind": "func", "params": [], "results": []}]
+    if path == "native":  # its own text, not the steps' answer it would fall back to
+        address = ctypes.cast(module.ptr(), ctypes.c_void_p).value or 0
+        for imports, reference in ((False, reference_exports), (True, reference_imports)):
+            text = guest_module.describe_natively(address, imports=imports)
+            assert text is not None and orjson.loads(text) == reference(module)
 
 
 def test_the_corpus_is_there() -> None:

@@ -6,7 +6,8 @@
  * each: a new store with its limits, fuel and deadline (cortex_store); instantiation with
  * finding the memory (cortex_instantiate); a guest call with finding its export (cortex_call);
  * a capability call under the ABI: allocate, check, copy the input, call (cortex_run); and a
- * whole call, from instantiation to finding the result (cortex_invoke).
+ * whole call, from instantiation to finding the result (cortex_invoke); and a module's
+ * exports or imports as JSON (cortex_describe, for sandbox/describe.py).
  * Nothing here trusts the guest: the pointer the allocator returns is checked against the
  * memory's size (after the allocation, which may grow it) before a byte is copied, exactly as
  * Guest.write does; the result's length prefix and bytes are checked against it before they
@@ -43,11 +44,26 @@ typedef void (*set_epoch_deadline_fn)(void *context, uint64_t ticks);
 typedef void *(*instantiate_fn)(const void *pre, void *context, void *instance, void **trap);
 typedef void *(*memory_grow_fn)(void *context, const void *memory, uint64_t delta,
                                 uint64_t *previous_pages);
+/* wasm.h's vectors of pointers (and, read as bytes, names). */
+typedef struct {
+    size_t size;
+    void **data;
+} vec_t;
+typedef void (*module_types_fn)(const void *module, vec_t *out);
+typedef void (*vec_delete_fn)(vec_t *vec);
+typedef const vec_t *(*name_of_fn)(const void *item);
+typedef const void *(*type_of_fn)(const void *item);
+typedef uint8_t (*kind_of_fn)(const void *type);
+typedef const void *(*as_type_fn)(const void *type);
+typedef const vec_t *(*valtypes_fn)(const void *functype);
+typedef uint64_t (*memory_minimum_fn)(const void *memorytype);
+typedef bool (*memory_maximum_fn)(const void *memorytype, uint64_t *maximum);
+typedef bool (*memory_flag_fn)(const void *memorytype);
 
 /* The interface between this file and sandbox/guest.py (NATIVE_ABI there): bumped whenever a
  * function's parameters or the scratch layout change, so a library built from older source is
  * refused instead of called with the wrong arguments. */
-#define CORTEX_NATIVE_ABI 3
+#define CORTEX_NATIVE_ABI 4
 
 int32_t cortex_native_abi(void) { return CORTEX_NATIVE_ABI; }
 
@@ -62,6 +78,16 @@ static set_fuel_fn set_fuel;
 static set_epoch_deadline_fn set_epoch_deadline;
 static instantiate_fn instantiate;
 static memory_grow_fn memory_grow;
+static module_types_fn module_exports, module_imports;
+static vec_delete_fn exports_delete, imports_delete;
+static name_of_fn export_name, import_module, import_name;
+static type_of_fn export_type, import_type;
+static kind_of_fn externtype_kind, valtype_kind;
+static as_type_fn as_functype, as_memorytype;
+static valtypes_fn functype_params, functype_results;
+static memory_minimum_fn memory_minimum;
+static memory_maximum_fn memory_maximum;
+static memory_flag_fn memory_is64, memory_shared;
 /* wasmtime_extern_t: its kind is the first byte; its function starts at `extern_of`. */
 static size_t extern_of;
 static uint8_t func_kind;
@@ -85,7 +111,11 @@ static struct scratch s;
 /* Wasmtime's functions this file calls, in the order of `struct functions`. */
 struct functions {
     void *export_nth, *call_unchecked, *memory_data, *memory_size, *store_new, *store_context,
-        *store_limiter, *set_fuel, *set_epoch_deadline, *instantiate, *memory_grow;
+        *store_limiter, *set_fuel, *set_epoch_deadline, *instantiate, *memory_grow,
+        *module_exports, *module_imports, *exports_delete, *imports_delete, *export_name,
+        *export_type, *import_module, *import_name, *import_type, *externtype_kind,
+        *as_functype, *as_memorytype, *functype_params, *functype_results, *valtype_kind,
+        *memory_minimum, *memory_maximum, *memory_is64, *memory_shared;
 };
 
 void cortex_native_init(const struct functions *f, size_t of, uint8_t func, uint8_t memory,
@@ -103,6 +133,25 @@ void cortex_native_init(const struct functions *f, size_t of, uint8_t func, uint
     set_epoch_deadline = (set_epoch_deadline_fn)f->set_epoch_deadline;
     instantiate = (instantiate_fn)f->instantiate;
     memory_grow = (memory_grow_fn)f->memory_grow;
+    module_exports = (module_types_fn)f->module_exports;
+    module_imports = (module_types_fn)f->module_imports;
+    exports_delete = (vec_delete_fn)f->exports_delete;
+    imports_delete = (vec_delete_fn)f->imports_delete;
+    export_name = (name_of_fn)f->export_name;
+    export_type = (type_of_fn)f->export_type;
+    import_module = (name_of_fn)f->import_module;
+    import_name = (name_of_fn)f->import_name;
+    import_type = (type_of_fn)f->import_type;
+    externtype_kind = (kind_of_fn)f->externtype_kind;
+    as_functype = (as_type_fn)f->as_functype;
+    as_memorytype = (as_type_fn)f->as_memorytype;
+    functype_params = (valtypes_fn)f->functype_params;
+    functype_results = (valtypes_fn)f->functype_results;
+    valtype_kind = (kind_of_fn)f->valtype_kind;
+    memory_minimum = (memory_minimum_fn)f->memory_minimum;
+    memory_maximum = (memory_maximum_fn)f->memory_maximum;
+    memory_is64 = (memory_flag_fn)f->memory_is64;
+    memory_shared = (memory_flag_fn)f->memory_shared;
     extern_of = of;
     func_kind = func;
     memory_kind = memory;
@@ -278,4 +327,133 @@ int32_t cortex_invoke(const void *pre, void *context, void *instance, uint8_t *m
     out->result = ptr + 4;
     out->base = (uint64_t)(uintptr_t)base;
     return RUN_OK;
+}
+
+/* cortex_describe: a module's exports (or imports) as the JSON array sandbox/describe.py's
+ * Python steps build, key for key, written into out (at most capacity bytes). */
+struct writer {
+    char *out;
+    size_t capacity, length;
+};
+
+static void put(struct writer *w, const char *bytes, size_t count) {
+    if (w->length + count <= w->capacity) memcpy(w->out + w->length, bytes, count);
+    w->length += count; /* past capacity: only counted, for the caller's second try */
+}
+
+static void put_str(struct writer *w, const char *text) { put(w, text, strlen(text)); }
+
+static void put_u64(struct writer *w, uint64_t value) {
+    char digits[21];
+    size_t at = sizeof digits;
+    do {
+        digits[--at] = (char)('0' + value % 10);
+        value /= 10;
+    } while (value);
+    put(w, digits + at, sizeof digits - at);
+}
+
+/* A name as a JSON string: wasm names are UTF-8 (the parser checked), so only quotes,
+ * backslashes and control characters need escaping. */
+static void put_name(struct writer *w, const vec_t *name) {
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *bytes = (const unsigned char *)name->data;
+    put(w, "\"", 1);
+    for (size_t i = 0; i < name->size; i++) {
+        unsigned char c = bytes[i];
+        if (c == '"' || c == '\\') {
+            char escaped[2] = {'\\', (char)c};
+            put(w, escaped, 2);
+        } else if (c < 0x20) {
+            char escaped[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+            put(w, escaped, 6);
+        } else {
+            put(w, (const char *)&c, 1);
+        }
+    }
+    put(w, "\"", 1);
+}
+
+static void put_valtypes(struct writer *w, const vec_t *types) {
+    put(w, "[", 1);
+    for (size_t i = 0; i < types->size; i++) {
+        if (i) put(w, ",", 1);
+        uint8_t kind = valtype_kind(types->data[i]);
+        switch (kind) {
+        case 0: put_str(w, "\"i32\""); break;
+        case 1: put_str(w, "\"i64\""); break;
+        case 2: put_str(w, "\"f32\""); break;
+        case 3: put_str(w, "\"f64\""); break;
+        case 128: put_str(w, "\"anyref\""); break;
+        case 129: put_str(w, "\"funcref\""); break;
+        default:
+            put_str(w, "\"ValType(");
+            put_u64(w, kind);
+            put_str(w, ")\"");
+        }
+    }
+    put(w, "]", 1);
+}
+
+enum { EXTERN_FUNC = 0, EXTERN_GLOBAL = 1, EXTERN_TABLE = 2, EXTERN_MEMORY = 3 };
+
+static void put_extern(struct writer *w, const void *type, bool memory_details) {
+    uint8_t kind = externtype_kind(type);
+    if (kind == EXTERN_FUNC) {
+        const void *func = as_functype(type);
+        put_str(w, "\"kind\":\"func\",\"params\":");
+        put_valtypes(w, functype_params(func));
+        put_str(w, ",\"results\":");
+        put_valtypes(w, functype_results(func));
+    } else if (kind == EXTERN_MEMORY) {
+        put_str(w, "\"kind\":\"memory\"");
+        if (!memory_details) return;
+        const void *memory = as_memorytype(type);
+        uint64_t maximum = 0;
+        bool bounded = memory_maximum(memory, &maximum);
+        put_str(w, ",\"min_pages\":");
+        put_u64(w, memory_minimum(memory));
+        put_str(w, ",\"max_pages\":");
+        if (bounded) put_u64(w, maximum); else put_str(w, "null");
+        put_str(w, memory_is64(memory) ? ",\"memory64\":true" : ",\"memory64\":false");
+        put_str(w, memory_shared(memory) ? ",\"shared\":true" : ",\"shared\":false");
+    } else if (kind == EXTERN_TABLE) {
+        put_str(w, "\"kind\":\"table\"");
+    } else if (kind == EXTERN_GLOBAL) {
+        put_str(w, "\"kind\":\"global\"");
+    } else {
+        put_str(w, "\"kind\":\"extern(");
+        put_u64(w, kind);
+        put_str(w, ")\"");
+    }
+}
+
+/* The module's exports (imports: its imports) as JSON in out: its length, which if over
+ * capacity means out holds only part of it (call again with that much room). */
+size_t cortex_describe(const void *module, int32_t imports, char *out, size_t capacity) {
+    struct writer w = {out, capacity, 0};
+    vec_t items = {0, NULL};
+    (imports ? module_imports : module_exports)(module, &items);
+    put(&w, "[", 1);
+    for (size_t i = 0; i < items.size; i++) {
+        const void *item = items.data[i];
+        put_str(&w, i ? ",{" : "{");
+        if (imports) {
+            put_str(&w, "\"module\":");
+            put_name(&w, import_module(item));
+            put_str(&w, ",\"name\":");
+            put_name(&w, import_name(item));
+            put(&w, ",", 1);
+            put_extern(&w, import_type(item), false);
+        } else {
+            put_str(&w, "\"name\":");
+            put_name(&w, export_name(item));
+            put(&w, ",", 1);
+            put_extern(&w, export_type(item), true);
+        }
+        put(&w, "}", 1);
+    }
+    put(&w, "]", 1);
+    (imports ? imports_delete : exports_delete)(&items);
+    return w.length;
 }
