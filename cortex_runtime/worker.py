@@ -95,6 +95,11 @@ class EncodedRequest:
         self.head = body[:-1] + (b',"id":' if message else b'"id":')
 
 
+#: How long the supervisor may poll for a load's reply (and the reply to the first call behind
+#: it) before it sleeps: see ``Worker._may_spin``.
+LOAD_SPIN_SECONDS = 0.001
+
+
 class Outstanding:
     """Requests in flight across one pool's workers, and how long (seconds) the supervisor may
     keep its event loop turning for the reply to a lone quick one instead of sleeping
@@ -139,6 +144,8 @@ class Worker:
         self._readable: AsyncioFlag | None = None
         #: Times in a row the reply pipe turned readable with no one waiting (see _on_readable).
         self._unwaited = 0
+        #: Until when (monotonic) replies to a load and the call behind it are polled for.
+        self._load_poll_until = 0.0
         #: Shared with the pool's other workers (the pool sets it): see ``_may_spin``.
         self.outstanding = Outstanding()
         #: One turn of the event loop, for ``_may_spin``'s polling.
@@ -367,7 +374,7 @@ class Worker:
         self._next_id += 1
         op = message.op if isinstance(message, EncodedRequest) else message.get("op")
         pending = InFlight(self._next_id, backstop, self._new_flag(), call=op == "call",
-                           queueable=queueable)
+                           load=op == "load", queueable=queueable)
         try:
             frame = _frame(message, pending.call_id, payload)
         except FrameError as exc:
@@ -460,6 +467,8 @@ class Worker:
                     head = self._inflight[0]
                     if head.started is None:
                         head.started = time.monotonic()
+                    if head.load:
+                        self._load_poll_until = head.started + LOAD_SPIN_SECONDS
                     backstop.deadline = math.inf if head.backstop is None else (
                         clock_offset + head.started + head.backstop)
                     reply = await self._receive()
@@ -586,13 +595,24 @@ class Worker:
         until it is readable: only for the one request in flight in the whole pool, expected
         quick (its worker's recent requests took at most the spin window), and only within the
         window. The loop keeps turning, so other tasks run as usual; what it saves is the wake-up
-        of an idle CPU when the reply comes, ~30-40 µs of a tiny call's round trip on a VM."""
+        of an idle CPU when the reply comes, ~30-40 µs of a tiny call's round trip on a VM.
+
+        After a load has headed this worker's line, with at most the plugin's first call behind
+        it and nothing else in flight in the pool, it polls until ``LOAD_SPIN_SECONDS`` from the
+        load's start: the load takes a few hundred µs, the first call's reply follows, and each
+        wake-up in between cost 150-300 µs in this VM's slow mode (docs/performance.md, cold
+        start). Loads are rare: that is at most 1 ms of CPU per load."""
         spin = self.outstanding.spin
-        if not spin or self.outstanding.requests != 1 or len(self._inflight) != 1:
+        lined_up = len(self._inflight)
+        if not spin or not lined_up or self.outstanding.requests != lined_up:
+            return False
+        now = time.monotonic()
+        if lined_up <= 2 and now < self._load_poll_until:
+            return True
+        if lined_up != 1:
             return False
         started = self._inflight[0].started
-        return (self.service_time <= spin and started is not None
-                and time.monotonic() - started < spin)
+        return self.service_time <= spin and started is not None and now - started < spin
 
     async def _wait_readable(self) -> None:
         """Until the reply pipe has something to read. On asyncio the pipe is registered with
@@ -642,13 +662,14 @@ class Worker:
 class InFlight:
     """One request in flight: its id, backstop, and (once done) its reply or error."""
 
-    __slots__ = ("abandoned", "backstop", "call", "call_id", "done", "error", "queueable", "reply",
-                 "started")
+    __slots__ = ("abandoned", "backstop", "call", "call_id", "done", "error", "load", "queueable",
+                 "reply", "started")
 
     def __init__(self, call_id: int, backstop: float | None, done: Flag, *, call: bool = False,
-                 queueable: bool = True) -> None:
+                 load: bool = False, queueable: bool = True) -> None:
         self.call_id = call_id
         self.call = call
+        self.load = load
         self.queueable = queueable
         self.backstop = backstop
         self.started: float | None = None

@@ -537,6 +537,38 @@ async def test_the_supervisor_polls_only_for_a_lone_quick_call(
         assert turns[0] == 0
 
 
+async def test_the_supervisor_polls_for_a_load_and_the_first_call_behind_it(
+    tmp_path: Path, plugin_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cached plugin's load and its first call, pipelined behind it, are polled for (each
+    wake-up between them cost 150-300 µs in this VM's slow mode), even from a worker whose
+    calls are too slow for the lone-call poll; not with other requests in flight, not when
+    polling is off."""
+    cache = tmp_path / "cache"
+    async with Runtime(workers=1, spare_workers=0, cache_dir=cache) as rt:
+        await rt.load(plugin_dir)  # compiled and cached: the next runtime knows it
+
+    async def load_and_first_call(*, spin: float, busy: bool = False) -> int:
+        async with Runtime(workers=1, spare_workers=0, cache_dir=cache,
+                           supervisor_spin=spin) as rt:
+            for worker in rt._pool._ready:
+                worker.service_time = 1.0  # the lone-call poll would not run for it
+            turns = count_turns(rt)
+            if busy:
+                rt._pool.outstanding.requests += 1  # another request in flight in the pool
+            await rt.load(plugin_dir)
+            assert await rt.call("pool", "echo", 7) == 7
+            if busy:
+                rt._pool.outstanding.requests -= 1
+            return turns[0]
+
+    assert await load_and_first_call(spin=0.01) > 0
+    assert await load_and_first_call(spin=0.01, busy=True) == 0
+    assert await load_and_first_call(spin=0.0) == 0
+    monkeypatch.setattr(worker_module, "LOAD_SPIN_SECONDS", 0.0)
+    assert await load_and_first_call(spin=0.0001) == 0  # the lone-call rule alone: no poll
+
+
 async def test_the_count_of_requests_in_flight_returns_to_zero(
     tmp_path: Path, plugin_dir: Path
 ) -> None:
