@@ -597,11 +597,11 @@ class Worker:
         window. The loop keeps turning, so other tasks run as usual; what it saves is the wake-up
         of an idle CPU when the reply comes, ~30-40 µs of a tiny call's round trip on a VM.
 
-        After a load has headed this worker's line, with at most the plugin's first call behind
-        it and nothing else in flight in the pool, it polls until ``LOAD_SPIN_SECONDS`` from the
-        load's start: the load takes a few hundred µs, the first call's reply follows, and each
-        wake-up in between cost 150-300 µs in this VM's slow mode (docs/performance.md, cold
-        start). Loads are rare: that is at most 1 ms of CPU per load."""
+        After a load has headed this worker's line, with at most one request behind it (usually
+        the plugin's first call) and nothing else in flight in the pool, it polls until
+        ``LOAD_SPIN_SECONDS`` from the load's start: the load takes a few hundred µs, the first
+        call's reply follows, and each wake-up in between cost 150-300 µs in this VM's slow mode
+        (docs/performance.md, cold start). Loads are rare: that is at most 1 ms of CPU per load."""
         spin = self.outstanding.spin
         lined_up = len(self._inflight)
         if not spin or not lined_up or self.outstanding.requests != lined_up:

@@ -531,7 +531,7 @@ class Executor:
         found = guest_steps.invocation
         if status == guest_steps.INSTANTIATE_FAILED:
             try:
-                guest.raise_for(status, 0, 0, 0)
+                guest.raise_failure()
             except (wasmtime.Trap, wasmtime.ExitTrap):
                 raise
             except wasmtime.WasmtimeError as exc:
@@ -540,7 +540,7 @@ class Executor:
             raise _instantiation_failed(GuestExportError("the module has no linear memory"))
         if status == guest_steps.GROW_FAILED:
             try:
-                guest.raise_for(status, 0, 0, 0)
+                guest.raise_failure()
             except wasmtime.WasmtimeError:
                 raise _cannot_grow(min_pages) from None
         if fresh:

@@ -191,11 +191,6 @@ _native = _load_native()
 native = _native is not None
 
 
-def native_describe_available() -> bool:
-    """Whether ``describe_natively`` has the library to call (whatever ``native`` says)."""
-    return _native is not None
-
-
 def describe_natively(module: int, *, imports: bool) -> bytes | None:
     """A module's (an address) exports, or imports, as the JSON ``sandbox/describe.py`` builds
     step by step, in one foreign call; None without the native library (or with ``native``
@@ -320,8 +315,7 @@ class Guest:
             status = _native.instantiate(pre, self._context, self._instance_address, memory,
                                          memory_export)
             if status == 1:
-                error, _scratch.error = _scratch.error, None
-                self._raise(error)
+                self.raise_failure()
             if status == 2:
                 raise GuestExportError("the module has no linear memory")
             self._memory_address = memory + _OF
@@ -345,8 +339,7 @@ class Guest:
             if status == -1:
                 raise GuestExportError(f"export number {export} is not a function")
             if status == -2:
-                error, _scratch.error = _scratch.error, None
-                self._raise(error)
+                self.raise_failure()
             return int(_ARGS[0])
         if not self._export(export, _FUNC_EXTERN) or _kind(_scratch.func) != _FUNC:
             raise GuestExportError(f"export number {export} is not a function")
@@ -412,6 +405,10 @@ class Guest:
             raise GuestExportError("the module has no linear memory")
         if status == _TOO_LONG:
             raise ValueError(f"an input of {length} bytes is too long for a wasm call")
+        self.raise_failure()
+
+    def raise_failure(self) -> NoReturn:
+        """Raise the trap or error the last failed native step left (see :meth:`_raise`)."""
         error, _scratch.error = _scratch.error, None
         self._raise(error)
 

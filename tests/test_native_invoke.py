@@ -380,7 +380,7 @@ def test_slots_held_by_unreachable_stores_are_collected_and_the_call_retried(
     for native in (False, True):
         gc.disable()  # only the retry's collection may free them
         try:
-            cycle: list[Any] = _slot_holders(executor, plugin)  # type: ignore[assignment]
+            cycle: list[Any] = list(_slot_holders(executor, plugin))
             cycle.append(cycle)
             del cycle
             guest_module.native = native
