@@ -469,14 +469,12 @@ async def scenario_profile(rec: Recorder, h: Hosts) -> None:
 def _executor_in_process(payload: bytes, n: int, warmup: int) -> dict[str, float]:
     """``sandbox.execute.Executor.call`` in this process, as a worker runs it (including its
     idle-time ``prepare`` and post-reply ``release`` if the executor has them, untimed)."""
-    from sandbox.engine import load_plugin, make_engine
     from sandbox.execute import Executor
 
     wasm_path = build.CORTEX_WASM
     digest = hashlib.sha256(wasm_path.read_bytes()).hexdigest()
-    engine = make_engine()
-    executor = Executor(engine)
-    loaded = load_plugin(engine, executor.linker, str(wasm_path), digest)
+    executor = Executor()
+    loaded = executor.load(str(wasm_path), digest)
     limits = {"fuel": 1_000_000_000, "timeout_ms": 1000.0, "min_pages": 1, "max_pages": 512,
               "max_log": 65536}
     prepare = getattr(executor, "prepare", None)

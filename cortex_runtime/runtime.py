@@ -326,7 +326,8 @@ class Runtime:
                 staged.artifact if worker.engine == staged.engine else False)
             reply = await self._load_into(worker, staged.path, staged.digest, artifact,
                                           prepare=manifest if prepare else None,
-                                          keep_facts=staged.facts is None)
+                                          keep_facts=staged.facts is None,
+                                          memory_init=_memory_init(staged.facts))
         assert reply is not None
         if not reply.get("ok"):
             error = reply.get("error") or {}
@@ -339,26 +340,30 @@ class Runtime:
 
     async def _load_into(self, worker: Worker, staged: Path, digest: str,
                          artifact: Path | Literal[False] | None = False, *,
-                         prepare: Manifest | None = None, keep_facts: bool = False) -> dict[str, Any]:
+                         prepare: Manifest | None = None, keep_facts: bool = False,
+                         memory_init: str | None = None) -> dict[str, Any]:
         """Load a module into ``worker``; a load slower than ``load_timeout`` dooms the worker.
         ``artifact``: the compiled artifact already looked up (a path or None), or False.
         ``prepare``: the plugin's manifest, to have the worker make an instance for its next
         call right after its reply (one round trip instead of two). ``keep_facts``: store the
-        module's facts beside its artifact."""
-        sent, artifact = await self._send_load(worker, staged, digest, artifact, prepare=prepare)
+        module's facts beside its artifact. ``memory_init``: the engine the artifact was
+        compiled for, from the module's facts (the worker tries it first)."""
+        sent, artifact = await self._send_load(worker, staged, digest, artifact, prepare=prepare,
+                                               memory_init=memory_init)
         return await self._load_reply(worker, sent, digest, artifact, prepare=prepare,
                                       keep_facts=keep_facts)
 
     async def _send_load(self, worker: Worker, staged: Path, digest: str,
-                         known: Path | Literal[False] | None, *,
-                         prepare: Manifest | None) -> tuple[InFlight, Path | None]:
+                         known: Path | Literal[False] | None, *, prepare: Manifest | None,
+                         memory_init: str | None) -> tuple[InFlight, Path | None]:
         """The first half of :meth:`_load_into`: the load request, in ``worker``'s pipe, and
         the artifact it names."""
         found = self._artifacts.verified(digest, worker.engine) if known is False else known
         artifact = found if found is not False else await anyio.to_thread.run_sync(
             self._artifacts.lookup, digest, worker.engine)
         request: dict[str, Any] = {"op": "load", "path": str(staged), "digest": digest,
-                                   "artifact": str(artifact) if artifact else None}
+                                   "artifact": str(artifact) if artifact else None,
+                                   "memory_init": memory_init}
         if prepare is not None:
             request["prepare"] = _instance_limits(prepare)
         return await worker.submit(request, backstop=self.load_timeout), artifact
@@ -473,7 +478,8 @@ class Runtime:
             staged.artifact if worker.engine == staged.engine else False)
         try:
             sent, artifact = await self._send_load(worker, staged.path, digest, known,
-                                                   prepare=info.manifest)
+                                                   prepare=info.manifest,
+                                                   memory_init=_memory_init(info.facts))
         except CortexError as exc:  # the first call reports it
             worker.load_errors[digest] = str(exc)
             self._loaded_known(worker, digest, done)
@@ -537,7 +543,8 @@ class Runtime:
         for info in recent:
             if info.sha256 not in worker.loaded:
                 await self._load_into(worker, self._staged_path(info), info.sha256,
-                                      prepare=info.manifest if info.sha256 in hot else None)
+                                      prepare=info.manifest if info.sha256 in hot else None,
+                                      memory_init=_memory_init(info.facts))
             elif info.sha256 in hot:
                 await self._prepare_instance(worker, info)
 
@@ -714,7 +721,8 @@ class Runtime:
             loading = worker.loading[digest] = anyio.Event()
             try:
                 loaded = await self._load_into(worker, self._staged_path(info), digest,
-                                               prepare=info.manifest)
+                                               prepare=info.manifest,
+                                               memory_init=_memory_init(info.facts))
             finally:
                 del worker.loading[digest]
                 loading.set()
@@ -833,6 +841,13 @@ def _check_json_text(payload: bytes, plugin: str, *, utf8_known: bool = False) -
                            plugin=plugin) from None
     except msgspec.DecodeError as exc:
         raise InvalidInput(f"input is not valid JSON: {exc}", plugin=plugin) from None
+
+
+def _memory_init(facts: Mapping[str, Any] | None) -> str | None:
+    """The engine a module's artifact was compiled for, as its facts say (see
+    ``sandbox.engine.MemoryInit``), or None if they do not."""
+    value = facts.get("memory_init") if facts is not None else None
+    return value if isinstance(value, str) else None
 
 
 def _describes_another_module(facts: Any, cached: Mapping[str, Any] | None) -> bool:

@@ -11,16 +11,17 @@ from __future__ import annotations
 import hashlib
 import platform
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import version as _dist_version
-from typing import Any
+from typing import Any, Literal
 
 import wasmtime
 from wasmtime import _ffi as ffi
 
 from .describe import module_exports, module_imports
 from .guest import address_of
-from .wasmbin import v128_in_interface
+from .wasmbin import data_section_bytes, v128_in_interface
 
 WASMTIME_VERSION = _dist_version("wasmtime")
 WASM_MAGIC = b"\x00asm\x01\x00\x00\x00"
@@ -58,7 +59,31 @@ def engine_settings() -> dict[str, Any]:
         "memory64": False,
         "disabled": sorted(_DISABLED_PROPOSALS),
         "allocator": "pooling",
+        "memory_init": f"copy up to {COPY_MAX_DATA_BYTES} bytes of data, else image",
     }
+
+
+#: How a new instance's linear memory gets the module's initialised data (data segments):
+#: "copy" writes it into the pooling slot's zeroed memory at instantiation; "image" maps a
+#: copy-on-write image of it (Wasmtime's memory_init_cow). An engine does one or the other, and
+#: code compiled for one does not load into the other, so a worker has one engine of each.
+MemoryInit = Literal["copy", "image"]
+MEMORY_INITS: tuple[MemoryInit, ...] = ("copy", "image")
+#: Modules with at most this much data copy it. Measured (docs/performance.md): with a few KiB,
+#: copying is cheaper than mapping an image (the benchmark plugin: ~5 us per call with one
+#: module, ~10 us with 1,000 modules taking turns, each of whose images is mapped and unmapped
+#: per call), while each further 64 KiB copied costs ~20 us (the Go plugin's 1.5 MB: 0.8 ms ->
+#: 2.6 ms per call), where an image costs the same whatever its size.
+COPY_MAX_DATA_BYTES = 8 * 1024
+
+
+def memory_init_for(wasm: bytes) -> MemoryInit:
+    """How instances of ``wasm`` (a module that compiled) get their data; see MemoryInit."""
+    try:
+        size = data_section_bytes(wasm)
+    except (ValueError, IndexError):
+        return "image"
+    return "copy" if size <= COPY_MAX_DATA_BYTES else "image"
 
 
 #: Proposals no supported toolchain needs here, each a larger attack surface (the GC heap, for
@@ -67,9 +92,11 @@ _DISABLED_PROPOSALS = ("gc", "function_references", "exceptions", "tail_call", "
                        "wide_arithmetic", "stack_switching", "custom_page_sizes")
 
 
-def make_engine() -> wasmtime.Engine:
-    """An engine with fuel metering and epoch interruption and without risky proposals."""
+def make_engine(memory_init: MemoryInit = "copy") -> wasmtime.Engine:
+    """An engine with fuel metering and epoch interruption and without risky proposals, whose
+    instances get their data as ``memory_init`` says."""
     config = wasmtime.Config()
+    config.memory_init_cow = memory_init == "image"
     config.consume_fuel = True
     config.epoch_interruption = True
     config.max_wasm_stack = MAX_WASM_STACK
@@ -83,7 +110,12 @@ def make_engine() -> wasmtime.Engine:
     return wasmtime.Engine(config)
 
 
-#: The pooling allocator's slots. A worker holds at most a few instances at once (the running
+def make_engines() -> dict[MemoryInit, wasmtime.Engine]:
+    """One engine per way of initialising memory (the epoch ticker advances them all)."""
+    return {memory_init: make_engine(memory_init) for memory_init in MEMORY_INITS}
+
+
+#: The pooling allocator's slots, per engine. A worker holds at most a few instances at once (the running
 #: call's, the prepared next one, the spent one not yet freed); a slot is only address space
 #: until used.
 POOL_SLOTS = 8
@@ -147,6 +179,8 @@ class LoadedPlugin:
     uses_wasi: bool
     allocators: frozenset[str]
     memory_min_pages: int
+    #: Which of the worker's engines the module was compiled for (see MemoryInit).
+    memory_init: MemoryInit
     facts: dict[str, Any] = field(default_factory=dict)
 
 
@@ -277,25 +311,36 @@ def engine_fingerprint() -> str:
 
 
 def load_plugin(
-    engine: wasmtime.Engine, linker: wasmtime.Linker, path: str, digest: str,
-    artifact: str | None = None,
+    engines: Mapping[MemoryInit, wasmtime.Engine], linkers: Mapping[MemoryInit, wasmtime.Linker],
+    path: str, digest: str, artifact: str | None = None, memory_init: str | None = None,
 ) -> LoadedPlugin:
-    """Read, verify, compile and link the plugin at ``path`` whose SHA-256 must be ``digest``."""
+    """Read, verify, compile and link the plugin at ``path`` whose SHA-256 must be ``digest``.
+    ``memory_init``: the engine ``artifact`` was compiled for, if known (tried first)."""
     started = time.perf_counter()
     # An artifact the supervisor vouches for is bound to ``digest`` by its MAC: the wasm itself
     # is then not needed (it is read, checked and compiled only without a usable artifact).
-    module = deserialize_artifact(engine, artifact) if artifact else None
+    # Code compiled for one engine fails to deserialise in the other (a header check).
+    module: wasmtime.Module | None = None
+    kind: MemoryInit = "copy"
+    if artifact:
+        hint_first = sorted(MEMORY_INITS, key=lambda candidate: candidate != memory_init)
+        for kind in hint_first:
+            module = deserialize_artifact(engines[kind], artifact)
+            if module is not None:
+                break
     cached = module is not None
     if module is None:
         wasm = read_wasm(path, digest)
-        module = compile_module(engine, wasm)
+        kind = memory_init_for(wasm)
+        module = compile_module(engines[kind], wasm)
         check_interface(wasm)
     facts = describe_module(module)
     check_module_shape(facts)
     try:
-        pre = linker.instantiate_pre(module)
+        pre = linkers[kind].instantiate_pre(module)
     except wasmtime.WasmtimeError as exc:
         raise LoadError(f"the module cannot be linked: {str(exc).strip().splitlines()[0]}") from None
+    facts["memory_init"] = kind
     facts["cache"] = "hit" if cached else "miss"
     facts["load_ms"] = round((time.perf_counter() - started) * 1000, 3)
     memory = facts["memory"]
@@ -311,5 +356,6 @@ def load_plugin(
         uses_wasi=any(i["module"] == WASI_MODULE for i in facts["imports"]),
         allocators=frozenset(facts["allocators"]),
         memory_min_pages=memory["min_pages"],
+        memory_init=kind,
         facts=facts,
     )

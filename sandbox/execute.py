@@ -15,6 +15,7 @@ import gc
 import math
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,7 +24,14 @@ import wasmtime
 
 from . import MAX_PREPARED_PLUGINS, PREPARED_PLUGINS
 from . import guest as guest_steps
-from .engine import CORTEX_MODULE, MAX_TABLE_ELEMENTS, MAX_TABLES, LoadedPlugin
+from .engine import (
+    CORTEX_MODULE,
+    MAX_TABLE_ELEMENTS,
+    MAX_TABLES,
+    LoadedPlugin,
+    load_plugin,
+    make_engines,
+)
 from .framing import ATTACHMENT, LARGE_FRAME_BYTES
 from .guest import BadAllocation, Guest, GuestExportError, address_of
 from .jsoncheck import InvalidResult, decode_result
@@ -144,7 +152,7 @@ def _export_number(plugin: LoadedPlugin, name: str) -> int:
 
 
 class EpochTicker:
-    """Advances the engine's epoch while calls run, so deadlines become traps.
+    """Advances the engines' epochs while calls run, so deadlines become traps.
 
     It keeps ticking between back-to-back calls and parks only after ``IDLE_PARK_SECONDS``
     without one: waking a parked thread for every call would cost a futex wake-up and a GIL
@@ -152,8 +160,8 @@ class EpochTicker:
 
     IDLE_PARK_SECONDS = 0.1
 
-    def __init__(self, engine: wasmtime.Engine) -> None:
-        self._engine = engine
+    def __init__(self, engines: Iterable[wasmtime.Engine]) -> None:
+        self._engines = tuple(engines)
         self._wake = threading.Event()
         self._busy = False
         self._running = False
@@ -164,7 +172,8 @@ class EpochTicker:
         while True:
             self._wake.wait()
             time.sleep(EPOCH_TICK_SECONDS)
-            self._engine.increment_epoch()
+            for engine in self._engines:
+                engine.increment_epoch()
             if self._busy or time.monotonic() - self._last_busy < self.IDLE_PARK_SECONDS:
                 continue
             self._running = False
@@ -263,27 +272,18 @@ def _result_body_past_end(length: int, at: int, memory_bytes: int) -> CallFailed
 
 
 class Executor:
-    """Holds the linker (WASI + ``cortex`` imports) and runs calls one at a time."""
+    """Holds the engines and their linkers (WASI + ``cortex`` imports), loads plugins and runs
+    calls one at a time."""
 
-    def __init__(self, engine: wasmtime.Engine, *, prepared_plugins: int = PREPARED_PLUGINS) -> None:
+    def __init__(self, *, prepared_plugins: int = PREPARED_PLUGINS) -> None:
         if not 0 <= prepared_plugins <= MAX_PREPARED_PLUGINS:
             raise ValueError(f"prepared_plugins must be 0..{MAX_PREPARED_PLUGINS}")
         #: How many plugins keep a prepared instance (0: every call instantiates on its path).
         self.prepared_plugins = prepared_plugins
-        self.engine = engine
-        self._engine_address = address_of(engine)
-        self.linker = wasmtime.Linker(engine)
-        self.linker.define_wasi()
-        i32 = wasmtime.ValType.i32()
-        self.linker.define_func(
-            CORTEX_MODULE, "error", wasmtime.FuncType([i32, i32], []), self._host_error,
-            access_caller=True,
-        )
-        self.linker.define_func(
-            CORTEX_MODULE, "log", wasmtime.FuncType([i32, i32, i32], []), self._host_log,
-            access_caller=True,
-        )
-        self.ticker = EpochTicker(engine)
+        self.engines = make_engines()
+        self._engine_addresses = {kind: address_of(engine) for kind, engine in self.engines.items()}
+        self.linkers = {kind: self._linker(engine) for kind, engine in self.engines.items()}
+        self.ticker = EpochTicker(self.engines.values())
         self._ctx: CallContext | None = None
         self._spent: Guest | None = None
         #: Prepared instances by plugin digest, least recently prepared first.
@@ -294,6 +294,21 @@ class Executor:
         #: What the most recent call logged and burned, kept for failure reports.
         self.last_context: CallContext | None = None
         self.last_fuel_used = 0
+
+    def _linker(self, engine: wasmtime.Engine) -> wasmtime.Linker:
+        linker = wasmtime.Linker(engine)
+        linker.define_wasi()
+        i32 = wasmtime.ValType.i32()
+        linker.define_func(CORTEX_MODULE, "error", wasmtime.FuncType([i32, i32], []),
+                           self._host_error, access_caller=True)
+        linker.define_func(CORTEX_MODULE, "log", wasmtime.FuncType([i32, i32, i32], []),
+                           self._host_log, access_caller=True)
+        return linker
+
+    def load(self, path: str, digest: str, artifact: str | None = None,
+             memory_init: str | None = None) -> LoadedPlugin:
+        """The plugin at ``path`` (see ``sandbox.engine.load_plugin``), linked here."""
+        return load_plugin(self.engines, self.linkers, path, digest, artifact, memory_init)
 
     # -- host imports -------------------------------------------------------------------------
 
@@ -335,9 +350,10 @@ class Executor:
 
     def _new_guest(self, plugin: LoadedPlugin, ctx: CallContext, *, fuel: int, timeout_ms: float,
                    max_pages: int) -> Guest:
-        guest = Guest.configured(self._engine_address, fuel=fuel, ticks=ticks_for(timeout_ms),
-                                 memory_bytes=max_pages * PAGE, table_elements=MAX_TABLE_ELEMENTS,
-                                 instances=1, tables=MAX_TABLES, memories=1)
+        guest = Guest.configured(self._engine_addresses[plugin.memory_init], fuel=fuel,
+                                 ticks=ticks_for(timeout_ms), memory_bytes=max_pages * PAGE,
+                                 table_elements=MAX_TABLE_ELEMENTS, instances=1,
+                                 tables=MAX_TABLES, memories=1)
         if plugin.uses_wasi:
             wasi = wasmtime.WasiConfig()
             wasi.stdout_custom = lambda data: ctx.write_stream("stdout", data)

@@ -1,5 +1,5 @@
 """Just enough of the wasm binary format to find imported and exported functions whose signature
-mentions ``v128``.
+mentions ``v128``, and the size of a module's initialised data.
 
 Wasmtime's C API aborts the whole process (a Rust panic: "support for v128 is not implemented")
 when asked for the kind of a ``v128`` value type, which describing such a function's signature
@@ -14,6 +14,7 @@ from __future__ import annotations
 V128 = 0x7B
 _FUNC_TYPE = 0x60
 _SECTION_TYPE, _SECTION_IMPORT, _SECTION_FUNCTION, _SECTION_EXPORT = 1, 2, 3, 7
+_SECTION_DATA = 11
 _KIND_FUNC, _KIND_TABLE, _KIND_MEMORY, _KIND_GLOBAL, _KIND_TAG = 0, 1, 2, 3, 4
 
 
@@ -106,3 +107,18 @@ def v128_in_interface(wasm: bytes) -> str | None:
                 if kind == _KIND_FUNC and types[func_types[index]]:
                     return f"the export '{name}'"
     return None
+
+
+def data_section_bytes(wasm: bytes) -> int:
+    """The size of the module's data section: its initialised data, give or take a few bytes of
+    segment headers. ``ValueError`` if the binary is not as expected."""
+    reader = _Reader(wasm, 8)
+    while reader.pos < reader.end:
+        section_id = reader.byte()
+        size = reader.uleb()
+        if reader.pos + size > reader.end:
+            raise ValueError("truncated")
+        if section_id == _SECTION_DATA:
+            return size
+        reader.pos += size
+    return 0

@@ -80,7 +80,7 @@ def main(argv: list[str]) -> None:
     confine.silence_stdio()
     sys.stdout = sys.stderr  # anything that prints goes to the diagnostics pipe
 
-    # 4: the engine, while files and syscalls are still open.
+    # 4: the engines, while files and syscalls are still open.
     fix_mmap_threshold()
     yield_to_supervisor()
     import orjson
@@ -92,15 +92,11 @@ def main(argv: list[str]) -> None:
         LoadError,
         engine_fingerprint,
         library_path,
-        load_plugin,
-        make_engine,
     )
     from .execute import CallFailed, Executor
 
-    engine = make_engine()
     compiler_code = LibraryCode.of(library_path())
-    executor = Executor(engine, prepared_plugins=int(options.get("prepared_plugins",
-                                                                  PREPARED_PLUGINS)))
+    executor = Executor(prepared_plugins=int(options.get("prepared_plugins", PREPARED_PLUGINS)))
     if confined:
         confine.preload()
     plugins: dict[str, LoadedPlugin] = {}
@@ -258,8 +254,9 @@ def main(argv: list[str]) -> None:
             digest = str(request.get("digest", ""))
             artifact = request.get("artifact")
             try:
-                plugin = load_plugin(engine, executor.linker, str(request["path"]), digest,
-                                     str(artifact) if artifact else None)
+                plugin = executor.load(str(request["path"]), digest,
+                                       str(artifact) if artifact else None,
+                                       str(request.get("memory_init") or "") or None)
             except LoadError as exc:
                 compiled_since_release = True  # a failed compile may have run Cranelift too
                 send({"id": call_id, "ok": False,
@@ -278,8 +275,7 @@ def main(argv: list[str]) -> None:
             # Compile, describe and link-check (no instance, so no guest code), send back the
             # compiled code, keep nothing.
             try:
-                compiled = load_plugin(engine, executor.linker, str(request["path"]),
-                                       str(request.get("digest", "")))
+                compiled = executor.load(str(request["path"]), str(request.get("digest", "")))
             except LoadError as exc:
                 send({"id": call_id, "ok": False,
                       "error": {"kind": "load", "message": str(exc), "field": exc.field}})

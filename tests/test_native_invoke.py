@@ -16,7 +16,7 @@ import pytest
 import wasmtime
 
 import sandbox.guest as guest_module
-from sandbox.engine import POOL_SLOTS, LoadedPlugin, load_plugin, make_engine
+from sandbox.engine import POOL_SLOTS, LoadedPlugin
 from sandbox.execute import CallContext, CallFailed, Executor
 from sandbox.framing import ATTACHMENT, LARGE_FRAME_BYTES
 from sandbox.guest import Guest
@@ -138,7 +138,7 @@ MAX_OUTPUT = 100_000
 
 @pytest.fixture(scope="module")
 def executor() -> Executor:
-    return Executor(make_engine())
+    return Executor()
 
 
 @pytest.fixture(scope="module")
@@ -151,7 +151,7 @@ def plugins(executor: Executor, tmp_path_factory: pytest.TempPathFactory) -> dic
         path = folder / f"{name}.wasm"
         path.write_bytes(wasmtime.wat2wasm(wat))
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
-        loaded[name] = load_plugin(executor.engine, executor.linker, str(path), digest)
+        loaded[name] = executor.load(str(path), digest)
     base = loaded["alloc_bump"]
     # Shapes a load refuses, reached by pointing the plugin's export numbers elsewhere.
     numbers = base.export_index
@@ -345,13 +345,12 @@ def _slot_holders(executor: Executor, plugin: LoadedPlugin) -> list[Guest]:
 @pytest.fixture
 def own_executor(tmp_path: Path) -> tuple[Executor, LoadedPlugin]:
     """An engine of its own, whose pooling slots the test may fill."""
-    executor = Executor(make_engine(), prepared_plugins=0)
+    executor = Executor(prepared_plugins=0)
     path = tmp_path / "bump.wasm"
     path.write_bytes(wasmtime.wat2wasm(
         TEMPLATE.replace("ALLOC", ALLOCATORS["bump"]).replace("INIT", "").replace("START", "")
         .replace("MEMORY", "1 8")))
-    plugin = load_plugin(executor.engine, executor.linker, str(path),
-                         hashlib.sha256(path.read_bytes()).hexdigest())
+    plugin = executor.load(str(path), hashlib.sha256(path.read_bytes()).hexdigest())
     return executor, plugin
 
 

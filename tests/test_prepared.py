@@ -14,7 +14,7 @@ from support import POOL_WAT, write_plugin
 
 from cortex_runtime import Runtime
 from sandbox import PREPARED_PLUGINS
-from sandbox.engine import LoadedPlugin, load_plugin, make_engine
+from sandbox.engine import LoadedPlugin
 from sandbox.execute import RECENT_CALLS_PER_PLUGIN, CallFailed, Executor
 
 #: Returns how many times this instance's ``count`` ran (1 on a fresh instance), as JSON.
@@ -37,14 +37,13 @@ LIMITS = {"fuel": 10_000_000, "timeout_ms": 1000.0, "min_pages": 1, "max_pages":
 
 
 def _plugins(tmp_path: Path, count: int) -> tuple[Executor, list[LoadedPlugin]]:
-    engine = make_engine()
-    executor = Executor(engine)
+    executor = Executor()
     plugins = []
     for i in range(count):
         path = tmp_path / f"p{i}.wasm"
         path.write_bytes(wasmtime.wat2wasm(COUNTER_WAT.replace("TAG", f"plugin {i}")))
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
-        plugins.append(load_plugin(engine, executor.linker, str(path), digest))
+        plugins.append(executor.load(str(path), digest))
     return executor, plugins
 
 
@@ -158,16 +157,15 @@ def test_an_explicit_prepare_counts_as_a_use(tmp_path: Path) -> None:
 
 
 def test_an_executor_without_prepared_instances_instantiates_every_call(tmp_path: Path) -> None:
-    engine = make_engine()
-    executor = Executor(engine, prepared_plugins=0)
+    executor = Executor(prepared_plugins=0)
     path = tmp_path / "p.wasm"
     path.write_bytes(wasmtime.wat2wasm(COUNTER_WAT))
-    plugin = load_plugin(engine, executor.linker, str(path), hashlib.sha256(path.read_bytes()).hexdigest())
+    plugin = executor.load(str(path), hashlib.sha256(path.read_bytes()).hexdigest())
     executor.prepare(plugin, **LIMITS)
     assert not executor._prepared
     assert [_call(executor, plugin) for _ in range(3)] == [(1, False)] * 3
     with pytest.raises(ValueError, match="prepared_plugins"):
-        Executor(engine, prepared_plugins=7)
+        Executor(prepared_plugins=7)
 
 
 async def test_a_runtime_can_do_without_prepared_instances(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ import pytest
 import wasmtime
 from support import POOL_WAT
 
-from sandbox.engine import LoadedPlugin, load_plugin, make_engine
+from sandbox.engine import LoadedPlugin
 from sandbox.execute import CallFailed, EpochTicker, Executor
 
 #: Fuel: a backstop (a few seconds of looping) so that a ticker that failed to tick fails the
@@ -23,12 +23,10 @@ LIMITS = {"fuel": 3 * 10**9, "min_pages": 1, "max_pages": 8, "max_log": 4096,
 
 @pytest.fixture
 def spinning(tmp_path: Path) -> tuple[Executor, LoadedPlugin]:
-    engine = make_engine()
-    executor = Executor(engine)
+    executor = Executor()
     path = tmp_path / "spin.wasm"
     path.write_bytes(wasmtime.wat2wasm(POOL_WAT))
-    plugin = load_plugin(engine, executor.linker, str(path),
-                         hashlib.sha256(path.read_bytes()).hexdigest())
+    plugin = executor.load(str(path), hashlib.sha256(path.read_bytes()).hexdigest())
     return executor, plugin
 
 
