@@ -130,6 +130,9 @@ class Worker:
         self.stderr_tail: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL_LINES)
         #: Set when the worker must not serve another call (it trapped, timed out, misbehaved).
         self.doomed = False
+        #: Whether the kernel kills it if the supervisor dies (PR_SET_PDEATHSIG): not when
+        #: spawned from one of trio's short-lived threads, where the worker watches for it.
+        self.dies_with_supervisor = False
         #: From the hello: the engine fingerprint (artifact cache key) and confinement layers.
         self.engine = ""
         self.layers: list[dict[str, Any]] = []
@@ -187,7 +190,8 @@ class Worker:
     async def spawn(cls, *, options: dict[str, Any], start_timeout: float = 20.0) -> Worker:
         """Start a worker and wait for its hello; ``WorkerCrashed`` if it does not come up."""
         # PR_SET_PDEATHSIG follows the forking thread; trio forks from short-lived cache threads.
-        options = dict(options, pdeathsig=sniffio.current_async_library() != "trio")
+        dies_with_supervisor = sniffio.current_async_library() != "trio"
+        options = dict(options, pdeathsig=dies_with_supervisor)
         to_worker_r, to_worker_w = os.pipe()
         from_worker_r, from_worker_w = os.pipe()
         try:
@@ -209,6 +213,7 @@ class Worker:
         os.set_blocking(from_worker_r, False)
         worker = cls(process, to_worker_w, from_worker_r)
         worker.prepared_limit = int(options.get("prepared_plugins", PREPARED_PLUGINS))
+        worker.dies_with_supervisor = dies_with_supervisor
         try:
             with anyio.fail_after(start_timeout):
                 hello = await worker._receive()
@@ -254,6 +259,12 @@ class Worker:
         with anyio.CancelScope(shield=True):
             await self.process.wait()
             await self.process.aclose()
+
+    def signal_stop(self) -> None:
+        """Send SIGSTOP now: the worker runs nothing more until it is killed."""
+        if self.process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGSTOP)
 
     def signal_kill(self) -> None:
         """Send SIGKILL now. ``os.kill`` rather than ``Popen.kill``: the latter polls first and

@@ -83,6 +83,16 @@ def wait_gone(pids: list[int], timeout: float = 2.0) -> list[int]:
     return alive
 
 
+async def gone_soon(pids: list[int], timeout: float = 2.0) -> list[int]:
+    """``wait_gone`` without blocking the event loop (whose tasks may be what kills them)."""
+    import anyio
+
+    with anyio.move_on_after(timeout):
+        while any(_alive(p) for p in pids):  # noqa: ASYNC110 (polling process state)
+            await anyio.sleep(0.02)
+    return [p for p in pids if _alive(p)]
+
+
 def _alive(pid: int) -> bool:
     """A zombie leader whose other threads are still exiting still holds its files: alive."""
     try:

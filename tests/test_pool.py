@@ -15,7 +15,7 @@ import pytest
 import structlog
 import structlog.stdlib
 from structlog.testing import capture_logs
-from support import children, runtime_pids, wait_gone, write_plugin
+from support import children, gone_soon, runtime_pids, wait_gone, write_plugin
 
 import cortex_runtime.worker as worker_module
 from cortex_runtime import Runtime
@@ -81,6 +81,56 @@ async def test_sigkill_of_a_busy_worker_fails_only_its_call(tmp_path: Path, plug
         assert busy not in rt.worker_pids
         await wait_for(lambda: len(rt.worker_pids) == 3)  # 2 workers + the spare, restored
         assert await rt.call("pool", "echo", [1, 2]) == [1, 2]
+
+
+async def _trap_once(rt: Runtime) -> int:
+    """Trap a call on the one serving worker; that worker's pid."""
+    before = set(rt.worker_pids)
+    with pytest.raises(PluginTrap):
+        await rt.call("pool", "boom", {})
+    [trapped] = before - set(rt.worker_pids)
+    return trapped
+
+
+async def test_a_trapped_worker_is_frozen_at_once_and_killed_once_the_next_calls_ran(
+    tmp_path: Path, plugin_dir: Path, anyio_backend: str
+) -> None:
+    def status(pid: int) -> str:
+        try:
+            return str(psutil.Process(pid).status())
+        except psutil.NoSuchProcess:
+            return "gone"
+
+    async with runtime(tmp_path, workers=1, spare_workers=1) as rt:
+        rt._pool.config.kill_settle = 2.0  # time enough to see it stopped on a busy machine
+        await rt.load(plugin_dir)
+        trapped = await _trap_once(rt)
+        if anyio_backend == "asyncio":
+            # frozen: it runs nothing more; its exit's CPU waits until the next calls have run
+            await wait_for(lambda: status(trapped) == psutil.STATUS_STOPPED, timeout=1.0)
+        for i in range(5):
+            assert await rt.call("pool", "echo", i) == i
+        seen = set()
+        with anyio.fail_after(rt._pool.config.kill_settle + 5):  # then killed and reaped
+            while await gone_soon([trapped], timeout=0.01):
+                seen.add(status(trapped))
+        if anyio_backend == "trio":
+            # spawned without PR_SET_PDEATHSIG, a stopped worker would outlive a dead
+            # supervisor: killed at once instead
+            assert psutil.STATUS_STOPPED not in seen
+
+
+async def test_closing_kills_a_frozen_worker_without_waiting_out_the_settle(
+    tmp_path: Path, plugin_dir: Path
+) -> None:
+    async with runtime(tmp_path, workers=1, spare_workers=1) as rt:
+        rt._pool.config.kill_settle = 60.0
+        await rt.load(plugin_dir)
+        trapped = await _trap_once(rt)
+        closing = anyio.current_time()
+    assert anyio.current_time() - closing < 30
+    assert not wait_gone([trapped])
+    assert trapped not in [child.pid for child in children()]
 
 
 async def test_worker_killed_while_idle_is_replaced_without_losing_the_next_call(
