@@ -16,8 +16,10 @@ import math
 import os
 import select
 import signal
+import struct
 import subprocess
 import sys
+import termios
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -133,6 +135,8 @@ class Worker:
         #: Whether the kernel kills it if the supervisor dies (PR_SET_PDEATHSIG): not when
         #: spawned from one of trio's short-lived threads, where the worker watches for it.
         self.dies_with_supervisor = False
+        #: What ``_unread_bytes`` said as we closed our ends of the pipes.
+        self._unread_at_close: int | None = None
         #: From the hello: the engine fingerprint (artifact cache key) and confinement layers.
         self.engine = ""
         self.layers: list[dict[str, Any]] = []
@@ -285,6 +289,7 @@ class Worker:
     def _close_fds(self) -> None:
         if self._closed:
             return
+        self._unread_at_close = self._unread_bytes()
         self._closed = True
         if self._reader_registered and self._loop is not None:
             self._loop.remove_reader(self._recv_fd)
@@ -390,6 +395,7 @@ class Worker:
             frame = _frame(message, pending.call_id, payload)
         except FrameError as exc:
             raise ProtocolError(str(exc)) from None
+        pending.frame_bytes = len(frame) if isinstance(frame, bytes) else sum(map(len, frame))
         if not (isinstance(frame, bytes) and self._write_at_once(frame)):
             async with self._send_lock:
                 await self._send(frame)
@@ -528,10 +534,11 @@ class Worker:
             self.service_time = seconds
 
     def _fail_all(self, error: BaseException) -> None:
-        """The channel is dead: the head request gets ``error``; the rest never ran."""
+        """The channel is dead: the head request gets ``error``; the rest never ran. Nor did the
+        head if the worker died (not timed out) before reading a byte of it."""
         self.doomed = True
         self.failed = error
-        first = True
+        first = not (type(error) is WorkerCrashed and self._none_read())
         self._unqueueable = 0
         while self._inflight:
             pending = self._inflight.popleft()
@@ -540,6 +547,23 @@ class Worker:
                 f"worker {self.pid} stopped before running the request ({error})")
             first = False
             pending.done.set()
+
+    def _none_read(self) -> bool:
+        """Whether every byte of every request in the line is still in the request pipe (or was
+        when we closed it): the worker read none of them, so none ran. (One killed while idle
+        keeps the pipe open until its last thread has exited, ~2 ms, long enough for a call to
+        be written to it.)"""
+        unread = self._unread_at_close if self._closed else self._unread_bytes()
+        return (unread is not None and bool(self._inflight)
+                and unread >= sum(pending.frame_bytes for pending in self._inflight))
+
+    def _unread_bytes(self) -> int | None:
+        """Bytes written to the request pipe that the worker has not read (None if unknown)."""
+        try:
+            return int(struct.unpack("i", fcntl.ioctl(self._send_fd, termios.FIONREAD,
+                                                      b"\0" * 4))[0])
+        except OSError:
+            return None
 
     async def _send(self, frame: bytes | tuple[bytes, bytes]) -> None:
         """Write a frame: one buffer, or a large attachment's head and the attachment itself,
@@ -673,8 +697,8 @@ class Worker:
 class InFlight:
     """One request in flight: its id, backstop, and (once done) its reply or error."""
 
-    __slots__ = ("abandoned", "backstop", "call", "call_id", "done", "error", "load", "queueable",
-                 "reply", "started")
+    __slots__ = ("abandoned", "backstop", "call", "call_id", "done", "error", "frame_bytes", "load",
+                 "queueable", "reply", "started")
 
     def __init__(self, call_id: int, backstop: float | None, done: Flag, *, call: bool = False,
                  load: bool = False, queueable: bool = True) -> None:
@@ -684,6 +708,8 @@ class InFlight:
         self.queueable = queueable
         self.backstop = backstop
         self.started: float | None = None
+        #: Size of its frame in the request pipe.
+        self.frame_bytes = 0
         #: Set once ``reply`` or ``error`` is.
         self.done = done
         self.reply: dict[str, Any] | None = None

@@ -146,6 +146,28 @@ async def test_worker_killed_while_idle_is_replaced_without_losing_the_next_call
             assert await rt.call("pool", "echo", i) == i
 
 
+async def test_a_call_written_to_a_worker_that_died_before_reading_it_runs_elsewhere(
+    tmp_path: Path, plugin_dir: Path
+) -> None:
+    """A worker killed while idle keeps its request pipe open until its last thread has exited
+    (~2 ms): a call written meanwhile is in the pipe when the worker's end closes. Stopped, the
+    worker cannot read it: every byte of it is still there, so it never ran and is retried."""
+    async with runtime(tmp_path, workers=1, spare_workers=1) as rt:
+        await rt.load(plugin_dir)
+        assert await rt.call("pool", "echo", 0) == 0
+        [victim] = [w.pid for w in rt._pool._ready]
+        os.kill(victim, signal.SIGSTOP)
+        await wait_for(lambda: psutil.Process(victim).status() == psutil.STATUS_STOPPED)
+        results: list[object] = []
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(echo_many, rt, 3, results)
+            await wait_for(lambda: rt.busy_worker_pids == [victim])
+            await anyio.sleep(0.05)
+            os.kill(victim, signal.SIGKILL)
+        assert sorted(r["i"] for r in results) == [0, 1, 2]  # type: ignore[index]
+        assert not await gone_soon([victim])
+
+
 async def test_idle_workers_and_spares_killed_are_replaced_at_once(
     tmp_path: Path, plugin_dir: Path
 ) -> None:
