@@ -147,8 +147,9 @@ def evaluate_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             last["p50_us"] / first["p50_us"], f"× (N={last['plugins']:,} vs N={first['plugins']:,})",
             1.3, note=(f"p50 {fmt(first['p50_us'])} µs with {first['plugins']:,} plugins, "
                        f"{fmt(last['p50_us'])} µs with {last['plugins']:,}: past {capacity} plugins "
-                       "(8 pooling slots per worker process, each keeping the module it last held) "
-                       "round-robin misses every cache"))
+                       "(8 pooling slots per engine in each worker process, which keep the memory "
+                       "image of the module they last held if it has one, and prepared instances "
+                       "for 4 plugins per worker) round-robin misses every cache"))
     return targets
 
 

@@ -774,7 +774,9 @@ async def scenario_scaling(rec: Recorder, scratch: Path, available_c: bool) -> N
     a_levels: list[dict[str, Any]] = []
     async with Runtime(cache_dir=scratch / "scale-a") as rt:
         # Instances come from each worker's pooling-allocator slots, which keep the memory image
-        # of the module they last held: past this many plugins, round-robin misses every cache.
+        # of the module they last held (a module with more than a few KiB of data has one), and
+        # workers prepare instances for fewer plugins: past this many plugins, round-robin
+        # misses every cache.
         cache_capacity = POOL_SLOTS * len(rt.worker_pids)
         loaded: list[PluginCopy] = []
         for level in levels:

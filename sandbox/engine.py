@@ -115,9 +115,9 @@ def make_engines() -> dict[MemoryInit, wasmtime.Engine]:
     return {memory_init: make_engine(memory_init) for memory_init in MEMORY_INITS}
 
 
-#: The pooling allocator's slots, per engine. A worker holds at most a few instances at once (the running
-#: call's, the prepared next one, the spent one not yet freed); a slot is only address space
-#: until used.
+#: The pooling allocator's slots, per engine. A worker holds at most a few instances at once
+#: (the running call's, the prepared next one, the spent one not yet freed); a slot is only
+#: address space until used.
 POOL_SLOTS = 8
 #: Largest linear memory a slot can hold: the wasm32 maximum (the manifest's cap is lower,
 #: enforced per store by ``Store.set_limits``).
