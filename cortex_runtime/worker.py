@@ -266,17 +266,19 @@ class Worker:
 
     def signal_stop(self) -> None:
         """Send SIGSTOP now: the worker runs nothing more until it is killed."""
-        if self.process.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.pid, signal.SIGSTOP)
+        self._signal(signal.SIGSTOP)
 
     def signal_kill(self) -> None:
-        """Send SIGKILL now. ``os.kill`` rather than ``Popen.kill``: the latter polls first and
-        may reap a just-died worker itself, and the event loop's child watcher then reports exit
-        status 255 instead of how the worker died. Until we reap it, its pid cannot be reused."""
+        """Send SIGKILL now."""
+        self._signal(signal.SIGKILL)
+
+    def _signal(self, signum: int) -> None:
+        """``os.kill`` rather than ``Popen.send_signal``: the latter polls first and may reap a
+        just-died worker itself, and the event loop's child watcher then reports exit status 255
+        instead of how the worker died. Until we reap it, its pid cannot be reused."""
         if self.process.returncode is None:
             with contextlib.suppress(ProcessLookupError):
-                os.kill(self.pid, signal.SIGKILL)
+                os.kill(self.pid, signum)
 
     async def stop(self, grace: float = 1.0) -> None:
         """Ask the worker to exit by closing its request pipe; kill it if it lingers."""

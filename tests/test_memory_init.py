@@ -146,7 +146,6 @@ def test_an_artifact_loads_into_its_engine_whatever_the_hint(
     executor.release()
 
 
-
 @pytest.mark.anyio
 async def test_plugins_of_both_kinds_run_side_by_side_and_load_from_the_cache(
         tmp_path: Path) -> None:
