@@ -73,6 +73,9 @@ WORKER_SPIN = 100e-6
 #: wake-up too.
 SUPERVISOR_SPIN = 200e-6
 MAX_SPIN = 0.01
+#: Plugins a worker keeps loaded by default (see ``Runtime(max_resident_plugins=...)``): ~190 MB
+#: of small modules (0.18 MB each, docs/benchmarks.md), under the default ``max_worker_rss``.
+MAX_RESIDENT_PLUGINS = 1024
 
 
 def default_cache_dir() -> Path:
@@ -129,6 +132,7 @@ class Runtime:
         compiler_idle: float = 10.0,
         worker_spin: float = WORKER_SPIN,
         supervisor_spin: float = SUPERVISOR_SPIN,
+        max_resident_plugins: int | None = MAX_RESIDENT_PLUGINS,
     ) -> None:
         count = workers if workers is not None else (os.cpu_count() or 1)
         if count < 1:
@@ -142,6 +146,14 @@ class Runtime:
             if isinstance(spin, bool) or not (
                     isinstance(spin, (int, float)) and 0 <= spin <= MAX_SPIN):
                 raise ValueError(f"{name} must be a number of seconds from 0 to {MAX_SPIN}")
+        if max_resident_plugins is not None and (isinstance(max_resident_plugins, bool) or not (
+                isinstance(max_resident_plugins, int) and max_resident_plugins >= 1)):
+            raise ValueError("max_resident_plugins must be a positive integer or None, "
+                             f"got {max_resident_plugins!r}")
+        #: How many plugins' compiled modules a worker keeps (None: all it ever ran). Past it,
+        #: the worker unloads its least recently called plugins; the next call of one loads it
+        #: again from the compiled cache, as on a worker that never had it.
+        self.max_resident_plugins = max_resident_plugins
         #: Plugins per worker that keep an instance made ahead for their next call (docs/abi.md).
         self.prepared_instances = prepared_instances
         self.plugin_dirs = [Path(d) for d in plugin_dirs]
@@ -256,7 +268,8 @@ class Runtime:
 
     @property
     def stats(self) -> Mapping[str, int]:
-        """Counters of the pool: workers started, killed, recycled, back-offs, overloads."""
+        """Counters of the pool: workers started, killed, recycled, back-offs, overloads, plugins
+        unloaded from workers past ``max_resident_plugins``."""
         return dict(self._pool.stats)
 
     async def _scan(self, directory: Path) -> None:
@@ -381,10 +394,13 @@ class Runtime:
         if not reply.get("ok"):
             worker.load_errors[digest] = str((reply.get("error") or {}).get("message"))
             return reply
-        worker.loaded.add(digest)
+        worker.loaded[digest] = None
         worker.load_errors.pop(digest, None)
         if prepare is not None:
             worker.note_prepared(digest, reply.get("prepared") is True)
+        bound = self.max_resident_plugins
+        if bound is not None and len(worker.loaded) > bound:
+            await self._unload_least_recent(worker, bound)
         reply.pop("artifact_b64", None)  # never from a serving worker (see compiler.py)
         facts = reply.get("facts")
         if keep_facts and artifact and isinstance(facts, dict):
@@ -504,6 +520,27 @@ class Runtime:
             worker.load_errors[digest] = str(exc)
         finally:
             self._loaded_known(worker, digest, done)
+
+    async def _unload_least_recent(self, worker: Worker, bound: int) -> None:
+        """Unload ``worker``'s least recently called plugins down to ``bound``, skipping those a
+        caller holds the worker for (its call may not be in the pipe yet). They leave the
+        worker's ``loaded`` before the request is written, in one frame: a caller that wants
+        one of them again sends its load after this unload, and the worker runs them in order."""
+        excess = len(worker.loaded) - bound
+        victims: list[str] = []
+        for digest in worker.loaded:  # least recently called first
+            if len(victims) == excess:
+                break
+            if digest not in worker.holding:
+                victims.append(digest)
+        if not victims:
+            return
+        for digest in victims:
+            del worker.loaded[digest]
+            worker.prepared.pop(digest, None)
+        self._pool.stats["unloaded"] += len(victims)
+        with contextlib.suppress(CortexError):  # a dead worker has forgotten them anyway
+            await worker.submit({"op": "unload", "digests": victims})
 
     def _loaded_known(self, worker: Worker, digest: str, done: anyio.Event) -> None:
         """A known load is over (answered or failed): calls waiting on it may go on."""
@@ -656,12 +693,17 @@ class Runtime:
         self, info: PluginInfo, capability: str, request: dict[str, Any] | EncodedRequest,
         payload: bytes, timeout_s: float
     ) -> tuple[dict[str, Any], int, bool]:
-        pace_key = (info.sha256, capability)
+        digest = info.sha256
+        pace_key = (digest, capability)
         pace = self._pace.get(pace_key)
-        worker = await self._pool.acquire(prefer=info.sha256)
+        worker = await self._pool.acquire(prefer=digest)
+        holding = worker.holding
+        holding[digest] = holding.get(digest, 0) + 1
         try:
-            pipelined = worker.loading.get(info.sha256) if info.sha256 in worker.load_sent else None
-            if info.sha256 not in worker.loaded:
+            pipelined = worker.loading.get(digest) if digest in worker.load_sent else None
+            try:
+                worker.loaded.move_to_end(digest)  # now its most recently called plugin
+            except KeyError:
                 await self._ensure_loaded(worker, info)
             try:
                 reply = await worker.request(
@@ -688,11 +730,16 @@ class Runtime:
                             f"{worker.load_errors.get(info.sha256, 'the load failed')}",
                             plugin=info.name)
                 if kind == "not_loaded":
-                    worker.loaded.discard(info.sha256)
+                    worker.loaded.pop(info.sha256, None)
                     worker.doomed = True
                     raise ProtocolError(f"worker {worker.pid} lost plugin {info.name!r}")
             return reply, worker.pid, False
         finally:
+            held = holding[digest]
+            if held == 1:
+                del holding[digest]
+            else:
+                holding[digest] = held - 1
             self._pool.release(worker)
 
     def _note_pace(self, key: tuple[str, str], reply: dict[str, Any], timeout_s: float) -> None:

@@ -126,7 +126,12 @@ class Worker:
         self._inbox: collections.deque[dict[str, Any]] = collections.deque()
         self._next_id = 0
         self._closed = False
-        self.loaded: set[str] = set()
+        #: Plugins loaded in the worker, least recently called first (see
+        #: ``Runtime(max_resident_plugins=...)``).
+        self.loaded: collections.OrderedDict[str, None] = collections.OrderedDict()
+        #: Callers holding this worker for a plugin (digest -> how many): a plugin is not
+        #: unloaded while one may still send it a call.
+        self.holding: dict[str, int] = {}
         self.calls = 0
         self.started_at = time.monotonic()
         self.stderr_tail: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL_LINES)

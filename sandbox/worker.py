@@ -295,9 +295,13 @@ def main(argv: list[str]) -> None:
                 prepare(plugin, request, requested=True)
             send({"id": call_id, "ok": plugin is not None, "prepared": prepared})
         elif op == "unload":
-            executor.forget(str(request.get("digest", "")))
-            plugins.pop(str(request.get("digest", "")), None)
-            send({"id": call_id, "ok": True})
+            # One request for several plugins: the supervisor drops them from its view at once,
+            # and one frame keeps a later load of any of them behind it in the pipe.
+            digests = request.get("digests")
+            for digest in digests if isinstance(digests, list) else [request.get("digest", "")]:
+                executor.forget(str(digest))
+                plugins.pop(str(digest), None)
+            send({"id": call_id, "ok": True, "plugins": len(plugins)})
         elif op == "ping":
             send({"id": call_id, "ok": True, "plugins": len(plugins)})
         elif op == "shutdown":

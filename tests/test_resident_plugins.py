@@ -1,0 +1,145 @@
+"""A worker keeps at most ``max_resident_plugins`` plugins loaded: past that it unloads the least
+recently called ones, and a later call of one loads it again. Nothing is lost on the way, even
+with calls of many plugins in flight on one worker."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from support import POOL_WAT, write_plugin
+
+from cortex_runtime import Runtime
+from cortex_runtime.worker import Worker
+
+pytestmark = pytest.mark.anyio
+
+
+def distinct_plugins(root: Path, count: int) -> list[Path]:
+    """``count`` echo plugins whose modules differ (each its own digest, so its own load)."""
+    marker = '(memory (export "memory") 1 64)'
+    return [write_plugin(root, f"p{i}", POOL_WAT.replace(
+        marker, f'{marker}\n  (data (i32.const 512) "plugin {i}")')) for i in range(count)]
+
+
+def runtime(tmp_path: Path, **options: Any) -> Runtime:
+    options.setdefault("workers", 1)
+    options.setdefault("spare_workers", 0)
+    return Runtime(cache_dir=tmp_path / "cache", quarantine_after=0, **options)
+
+
+async def worker_plugin_count(worker: Worker) -> int:
+    """How many plugins the worker process itself holds (its answer to a ping)."""
+    reply = await worker.request({"op": "ping"})
+    return int(reply["plugins"])
+
+
+def only_worker(rt: Runtime) -> Worker:
+    [worker] = rt._pool._ready
+    return worker
+
+
+async def test_a_worker_unloads_its_least_recently_called_plugins_past_the_bound(
+        tmp_path: Path) -> None:
+    folders = distinct_plugins(tmp_path / "plugins", 5)
+    async with runtime(tmp_path, max_resident_plugins=2) as rt:
+        for folder in folders:
+            await rt.load(folder)
+        worker = only_worker(rt)
+        for round_ in range(2):
+            for i in range(5):
+                assert await rt.call(f"p{i}", "echo", [round_, i]) == [round_, i]
+                assert len(worker.loaded) <= 2
+                assert await worker_plugin_count(worker) <= 2
+        # The two called last are the two kept.
+        digests = {name: info.sha256 for name, info in rt.plugins.items()}
+        assert list(worker.loaded) == [digests["p3"], digests["p4"]]
+        assert rt.stats.get("unloaded", 0) >= 8
+        assert rt.stats["started"] == 1  # unloading never cost a worker
+
+
+async def test_a_plugin_called_often_stays_loaded(tmp_path: Path) -> None:
+    folders = distinct_plugins(tmp_path / "plugins", 6)
+    async with runtime(tmp_path, max_resident_plugins=2) as rt:
+        for folder in folders:
+            await rt.load(folder)
+        worker = only_worker(rt)
+        hot = rt.plugins["p0"].sha256
+        for i in range(1, 6):
+            assert await rt.call("p0", "echo", i) == i
+            assert await rt.call(f"p{i}", "echo", i) == i
+            assert hot in worker.loaded
+        unloaded = rt.stats.get("unloaded", 0)
+        assert await rt.call("p0", "echo", "again") == "again"
+        assert rt.stats.get("unloaded", 0) == unloaded  # it was still there: no load, no unload
+
+
+async def test_a_plugin_is_not_unloaded_while_a_caller_holds_the_worker_for_it(
+        tmp_path: Path) -> None:
+    """A caller that took the worker for a plugin may not have written its call yet: that plugin
+    stays, even past the bound, and goes at the first load after the caller let go."""
+    folders = distinct_plugins(tmp_path / "plugins", 4)
+    async with runtime(tmp_path, max_resident_plugins=1) as rt:
+        for folder in folders:
+            await rt.load(folder)
+        worker = only_worker(rt)
+        assert await rt.call("p0", "echo", 0) == 0
+        held = rt.plugins["p0"].sha256
+        worker.holding[held] = 1  # as a caller between taking the worker and writing its call
+        for i in (1, 2):
+            assert await rt.call(f"p{i}", "echo", i) == i
+            assert held in worker.loaded
+            assert await worker_plugin_count(worker) == 2
+        del worker.holding[held]
+        assert await rt.call("p3", "echo", 3) == 3
+        assert list(worker.loaded) == [rt.plugins["p3"].sha256]
+        assert await worker_plugin_count(worker) == 1
+
+
+async def test_without_a_bound_a_worker_keeps_every_plugin(tmp_path: Path) -> None:
+    folders = distinct_plugins(tmp_path / "plugins", 4)
+    async with runtime(tmp_path, max_resident_plugins=None) as rt:
+        for folder in folders:
+            await rt.load(folder)
+        for i in range(4):
+            assert await rt.call(f"p{i}", "echo", i) == i
+        assert await worker_plugin_count(only_worker(rt)) == 4
+        assert rt.stats.get("unloaded", 0) == 0
+
+
+async def test_a_flood_of_calls_over_more_plugins_than_the_bound_loses_nothing(
+        tmp_path: Path) -> None:
+    """Many callers at once, over 6 plugins on one worker that keeps 2: loads, unloads and calls
+    interleave in its pipe, and every call still runs once with its own plugin."""
+    folders = distinct_plugins(tmp_path / "plugins", 6)
+    async with runtime(tmp_path, max_resident_plugins=2) as rt:
+        for folder in folders:
+            await rt.load(folder)
+        worker = only_worker(rt)
+        rng = random.Random(5)
+        picks = [rng.randrange(6) for _ in range(300)]
+        results: dict[int, object] = {}
+
+        async def one(n: int) -> None:
+            results[n] = await rt.call(f"p{picks[n]}", "echo", {"n": n, "p": picks[n]})
+
+        async with anyio.create_task_group() as tg:
+            for n in range(len(picks)):
+                tg.start_soon(one, n)
+        assert results == {n: {"n": n, "p": picks[n]} for n in range(len(picks))}
+        assert rt.stats["started"] == 1 and rt.stats.get("unloaded", 0) > 0
+        assert not worker.holding
+        # Callers held some plugins past the bound for a moment; the next load trims it again.
+        assert await rt.call("p0", "echo", 0) == 0
+        assert await rt.call("p1", "echo", 1) == 1
+        assert len(worker.loaded) <= 2
+        assert await worker_plugin_count(worker) <= 2
+
+
+@pytest.mark.parametrize("bad", [0, -1, True, 1.5, "3"])
+def test_the_bound_must_be_a_positive_integer_or_none(tmp_path: Path, bad: object) -> None:
+    with pytest.raises(ValueError, match="max_resident_plugins"):
+        runtime(tmp_path, max_resident_plugins=bad)
