@@ -304,6 +304,14 @@ def observations(results: dict[str, Any]) -> str:
         if recycled:
             out.append(f"{recycled} worker(s) were recycled for passing `max_worker_rss` while "
                        "1,000 plugins were loaded.")
+        bounded = (results["details"].get("scaling") or {}).get("A_bounded")
+        if bounded:
+            out.append(f"With each worker keeping {bounded['max_resident_plugins']:,} plugins "
+                       f"(`max_resident_plugins`), round-robin over {scaling[-1]['plugins']:,}: "
+                       f"{fmt(bounded['p50_us'])} µs p50 (every call loads its plugin again from "
+                       f"the compiled cache; {bounded['unloaded']:,} unloads), worker RSS "
+                       + ", ".join(f"{(r or 0) / 1e6:.0f} MB" for r in bounded["worker_rss"].values())
+                       + ".")
     tp = [(r["id"], r["values"].get(A)) for r in results["rows"] if r["id"].startswith("throughput_")]
     if tp and all(v for _, v in tp):
         out.append("A throughput by concurrency: " + ", ".join(

@@ -489,37 +489,60 @@ class Runtime:
         if digest in worker.loaded or digest in worker.loading:
             self._pool.release(worker)
             return
-        done = worker.loading[digest] = anyio.Event()
         known: Path | Literal[False] | None = (
             staged.artifact if worker.engine == staged.engine else False)
         try:
-            sent, artifact = await self._send_load(worker, staged.path, digest, known,
-                                                   prepare=info.manifest,
-                                                   memory_init=_memory_init(info.facts))
+            await self._send_load_ahead(worker, info, staged.path, known, prepare=info.manifest,
+                                        cached_facts=(staged.facts, staged.engine), lent=True)
         except CortexError as exc:  # the first call reports it
             worker.load_errors[digest] = str(exc)
-            self._loaded_known(worker, digest, done)
-            return
+            self._pool.release(worker)
         except BaseException:
-            self._loaded_known(worker, digest, done)
+            self._pool.release(worker)
+            raise
+
+    async def _send_load_ahead(
+        self, worker: Worker, info: PluginInfo, staged: Path, known: Path | Literal[False] | None,
+        *, prepare: Manifest | None = None,
+        cached_facts: tuple[Mapping[str, Any] | None, str] | None = None, lent: bool = False,
+    ) -> anyio.Event:
+        """Put ``info``'s load in ``worker``'s pipe (``load_sent``) and return without its reply:
+        a task handles that, then sets the event returned (and, if ``lent``, releases the worker
+        to the pool). ``cached_facts``: the module's facts as cached for an engine, to drop if
+        the worker describes the module otherwise."""
+        digest = info.sha256
+        done = worker.loading[digest] = anyio.Event()
+        try:
+            sent, artifact = await self._send_load(worker, staged, digest, known, prepare=prepare,
+                                                   memory_init=_memory_init(info.facts))
+        except BaseException:
+            self._load_over(worker, digest, done)
             raise
         worker.load_sent.add(digest)
         assert self._tg is not None
-        self._tg.start_soon(self._finish_known_load, worker, sent, artifact, staged, info, done)
+        self._tg.start_soon(self._finish_load_ahead, worker, sent, artifact, info, prepare,
+                            cached_facts, lent, done)
+        return done
 
-    async def _finish_known_load(self, worker: Worker, sent: InFlight, artifact: Path | None,
-                                 staged: Staged, info: PluginInfo, done: anyio.Event) -> None:
+    async def _finish_load_ahead(
+        self, worker: Worker, sent: InFlight, artifact: Path | None, info: PluginInfo,
+        prepare: Manifest | None, cached_facts: tuple[Mapping[str, Any] | None, str] | None,
+        lent: bool, done: anyio.Event,
+    ) -> None:
         digest = info.sha256
         try:
-            reply = await self._load_reply(worker, sent, digest, artifact, prepare=info.manifest,
+            reply = await self._load_reply(worker, sent, digest, artifact, prepare=prepare,
                                            keep_facts=False)
-            if reply.get("ok") and _describes_another_module(reply.get("facts"), staged.facts):
+            if cached_facts is not None and reply.get("ok") and _describes_another_module(
+                    reply.get("facts"), cached_facts[0]):
                 log.warning("plugin.cached_facts_differ", plugin=info.name, sha256=digest[:12])
-                self._artifacts.forget_facts(digest, staged.engine)
+                self._artifacts.forget_facts(digest, cached_facts[1])
         except CortexError as exc:
             worker.load_errors[digest] = str(exc)
         finally:
-            self._loaded_known(worker, digest, done)
+            self._load_over(worker, digest, done)
+            if lent:
+                self._pool.release(worker)
 
     async def _unload_least_recent(self, worker: Worker, bound: int) -> None:
         """Unload ``worker``'s least recently called plugins down to ``bound``, skipping those a
@@ -542,12 +565,12 @@ class Runtime:
         with contextlib.suppress(CortexError):  # a dead worker has forgotten them anyway
             await worker.submit({"op": "unload", "digests": victims})
 
-    def _loaded_known(self, worker: Worker, digest: str, done: anyio.Event) -> None:
-        """A known load is over (answered or failed): calls waiting on it may go on."""
+    @staticmethod
+    def _load_over(worker: Worker, digest: str, done: anyio.Event) -> None:
+        """A load sent ahead is over (answered or failed): calls waiting on it may go on."""
         worker.load_sent.discard(digest)
         del worker.loading[digest]
         done.set()
-        self._pool.release(worker)
 
     @staticmethod
     def _prepare_request(info: PluginInfo) -> dict[str, Any]:
@@ -700,11 +723,11 @@ class Runtime:
         holding = worker.holding
         holding[digest] = holding.get(digest, 0) + 1
         try:
-            pipelined = worker.loading.get(digest) if digest in worker.load_sent else None
             try:
                 worker.loaded.move_to_end(digest)  # now its most recently called plugin
+                pipelined = None
             except KeyError:
-                await self._ensure_loaded(worker, info)
+                pipelined = await self._ensure_loaded(worker, info, pipeline=True)
             try:
                 reply = await worker.request(
                     request, payload=payload, backstop=timeout_s + self.timeout_grace,
@@ -755,15 +778,23 @@ class Runtime:
         pace = self._pace.get(key)
         self._pace[key] = seconds if pace is None else pace + (seconds - pace) * PACE_WEIGHT
 
-    async def _ensure_loaded(self, worker: Worker, info: PluginInfo) -> None:
+    async def _ensure_loaded(self, worker: Worker, info: PluginInfo, *,
+                             pipeline: bool = False) -> anyio.Event | None:
         """Load ``info`` into ``worker`` unless it is there; callers sharing the worker wait for
-        one load instead of each sending their own."""
+        one load instead of each sending their own. With ``pipeline``, for a caller that sends a
+        call next: a load already in the pipe, or one sent now because the module's compiled
+        artifact is verified (the worker will almost surely load it), is not waited for; the
+        call goes right behind it, and this returns the load's event (set once its reply is
+        handled: a ``not_loaded`` reply to the call then says why). None once it is loaded."""
         digest = info.sha256
         loading = worker.loading.get(digest)
         if loading is not None:
             if digest in worker.load_sent:
-                return  # the load is in the pipe ahead of the call: it runs first
+                return loading  # the load is in the pipe ahead of the call: it runs first
             await loading.wait()
+        elif pipeline and isinstance(artifact := self._artifacts.verified(digest, worker.engine),
+                                     Path):
+            return await self._send_load_ahead(worker, info, self._staged_path(info), artifact)
         else:
             loading = worker.loading[digest] = anyio.Event()
             try:
@@ -783,6 +814,7 @@ class Runtime:
                 )
         if digest not in worker.loaded:
             raise WorkerGone(f"worker {worker.pid} could not load plugin {info.name!r}")
+        return None
 
     def _note_failure(self, plugin: str, kind: str) -> None:
         if self._quarantine.record_failure(plugin):

@@ -29,7 +29,7 @@ EXPECTED_ROWS = {
     "tiny_p50", "tiny_p99", "throughput_1", "throughput_8", "throughput_64", "large_transform",
     "parse_100k", "cold_fresh", "cold_warm", "restart_next", "restart_next_default",
     "scale_p50_1", "scale_p50_10", "scale_load_10", "scale_first_10", "rss_worker", "rss_worker_max",
-    "rss_per_plugin", "scale_p50_1_miss",
+    "rss_per_plugin", "scale_p50_1_miss", "scale_p50_10_bounded",
 }
 #: Rows where each of these backends must have a figure (D has nothing to load or restart).
 NEEDS = {
@@ -38,9 +38,10 @@ NEEDS = {
     "cold_warm": "AB", "restart_next": "AB", "restart_next_default": "AB", "scale_p50_1": "AB",
     "scale_p50_10": "AB", "scale_load_10": "AB", "scale_first_10": "AB", "rss_worker": "ABD",
     "rss_worker_max": "A", "rss_per_plugin": "AB", "scale_p50_1_miss": "AB",
+    "scale_p50_10_bounded": "AB",
 }
 #: Rows where C (Extism, when it is installed) must have a figure too.
-NEEDS_C = EXPECTED_ROWS - {"rss_worker_max", "scale_p50_1_miss"}
+NEEDS_C = EXPECTED_ROWS - {"rss_worker_max", "scale_p50_1_miss", "scale_p50_10_bounded"}
 
 
 @pytest.fixture(scope="module")
@@ -159,3 +160,14 @@ def test_the_time_breakdown_has_every_layer(quick_run: tuple[Path, dict[str, Any
     for layer in ("runtime_call_us", "worker_request_us", "worker_elapsed_us", "d_echo_us",
                   "executor_call_us", "executor_call_prepared_us", "b_call_us"):
         assert isinstance(profile[layer], (int, float)) and profile[layer] > 0, layer
+
+
+def test_the_bounded_scaling_run_missed_its_bound(
+        quick_run: tuple[Path, dict[str, Any], str]) -> None:
+    """Workers keeping a tenth of the plugins, round-robin: calls must have unloaded some (or the
+    row would not measure that bound's misses), and each worker held at most its bound."""
+    _, results, _ = quick_run
+    bounded = results["details"]["scaling"]["A_bounded"]
+    assert bounded["max_resident_plugins"] == 1
+    assert bounded["unloaded"] > 0
+    assert bounded["p50_us"] > 0

@@ -4,6 +4,7 @@ only for plugins called repeatedly, and never an instance serving two calls."""
 from __future__ import annotations
 
 import hashlib
+import time
 from pathlib import Path
 
 import anyio
@@ -12,10 +13,10 @@ import pytest
 import wasmtime
 from support import POOL_WAT, write_plugin
 
-from cortex_runtime import Runtime
+from cortex_runtime import CallTimeout, Runtime
 from sandbox import PREPARED_PLUGINS
 from sandbox.engine import LoadedPlugin
-from sandbox.execute import RECENT_CALLS_PER_PLUGIN, CallFailed, Executor
+from sandbox.execute import PREPARE_TIMEOUT_MS, RECENT_CALLS_PER_PLUGIN, CallFailed, Executor
 
 #: Returns how many times this instance's ``count`` ran (1 on a fresh instance), as JSON.
 COUNTER_WAT = r"""
@@ -196,3 +197,48 @@ def test_an_allocator_the_module_does_not_have_is_refused_before_any_guest_code(
         executor.release()
         assert refused.value.trap_code == "bad_export", allocator
     assert _call(executor, plugin)[0] == 1  # a proper call still runs, on a fresh instance
+
+
+#: A start function that never returns: instantiating the module spins until its deadline.
+SPIN_START_WAT = (Path(__file__).parent.parent / "conformance" / "adversarial"
+                  / "loop_start.wat").read_text()
+
+
+def test_preparing_an_instance_whose_start_spins_stops_soon_and_is_not_tried_again(
+        tmp_path: Path) -> None:
+    """A prepare runs guest code while the pool counts the worker idle: it gets PREPARE_TIMEOUT_MS,
+    not the call's timeout, and a plugin that fails it is not prepared again (until forgotten)."""
+    executor = Executor()
+    path = tmp_path / "spin.wasm"
+    path.write_bytes(wasmtime.wat2wasm(SPIN_START_WAT))
+    plugin = executor.load(str(path), hashlib.sha256(path.read_bytes()).hexdigest())
+    limits = {**LIMITS, "timeout_ms": 5000.0, "fuel": 10**15}
+    started = time.monotonic()
+    executor.prepare(plugin, **limits)
+    assert time.monotonic() - started < 1.0  # the call's 5 s would have been spent otherwise
+    assert plugin.digest not in executor._prepared
+    started = time.monotonic()
+    executor.prepare(plugin, **limits)
+    assert time.monotonic() - started < PREPARE_TIMEOUT_MS / 1000  # not even tried
+    executor.forget(plugin.digest)
+    assert plugin.digest not in executor._unpreparable
+
+
+async def test_a_plugin_whose_start_spins_does_not_hold_up_other_plugins_calls(
+        tmp_path: Path) -> None:
+    """Loading it prepares its first call's instance on the one worker, which the pool then
+    counts as idle: another plugin's call sent there right after waits for that prepare, no
+    longer than PREPARE_TIMEOUT_MS, not the spinning plugin's 5 s timeout."""
+    healthy = write_plugin(tmp_path, "pool")
+    spinner = write_plugin(tmp_path, "spinner", SPIN_START_WAT,
+                           limits={"timeoutMs": 5000, "fuel": 10**15})
+    async with Runtime(cache_dir=tmp_path / "cache", workers=1, spare_workers=0) as rt:
+        await rt.load(healthy)
+        assert await rt.call("pool", "echo", 0) == 0
+        await rt.load(spinner)
+        started = time.monotonic()
+        assert await rt.call("pool", "echo", 1) == 1
+        assert time.monotonic() - started < 1.0
+        with pytest.raises(CallTimeout):
+            await rt.call("spinner", "run", {}, timeout=0.2)
+        assert await rt.call("pool", "echo", 2) == 2

@@ -12,7 +12,8 @@ import anyio
 import pytest
 from support import POOL_WAT, write_plugin
 
-from cortex_runtime import Runtime
+from cortex_runtime import Runtime, WorkerCrashed
+from cortex_runtime.artifacts import ArtifactCache
 from cortex_runtime.worker import Worker
 
 pytestmark = pytest.mark.anyio
@@ -97,6 +98,88 @@ async def test_a_plugin_is_not_unloaded_while_a_caller_holds_the_worker_for_it(
         assert await rt.call("p3", "echo", 3) == 3
         assert list(worker.loaded) == [rt.plugins["p3"].sha256]
         assert await worker_plugin_count(worker) == 1
+
+
+async def test_an_unloaded_plugin_is_loaded_again_with_its_call_right_behind(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its compiled artifact is verified, so the call does not wait a round trip for the load's
+    reply: both are in the pipe before that reply comes back."""
+    folders = distinct_plugins(tmp_path / "plugins", 2)
+    async with runtime(tmp_path, max_resident_plugins=1) as rt:
+        for folder in folders:
+            await rt.load(folder)
+        assert await rt.call("p0", "echo", 0) == 0
+        assert await rt.call("p1", "echo", 1) == 1  # p0 is unloaded
+        events: list[str] = []
+        submit, serve_reply = Worker.submit, Worker.reply_to
+
+        async def note_submit(self: Worker, message: Any, **kwargs: Any) -> Any:
+            op = message.op if hasattr(message, "op") else message.get("op")
+            events.append(f"send {op}")
+            return await submit(self, message, **kwargs)
+
+        async def note_reply(self: Worker, pending: Any) -> Any:
+            reply = await serve_reply(self, pending)
+            events.append("reply" + (" with facts" if "facts" in reply else ""))
+            return reply
+
+        monkeypatch.setattr(Worker, "submit", note_submit)
+        monkeypatch.setattr(Worker, "reply_to", note_reply)
+        assert await rt.call("p0", "echo", "back") == "back"
+        with anyio.fail_after(5):
+            while "reply with facts" not in events:  # noqa: ASYNC110
+                await anyio.sleep(0.01)
+        load, call = events.index("send load"), events.index("send call")
+        assert load < call < events.index("reply with facts")
+
+
+async def test_an_unloaded_plugin_whose_artifact_went_bad_is_compiled_again(
+        tmp_path: Path) -> None:
+    folders = distinct_plugins(tmp_path / "plugins", 2)
+    async with runtime(tmp_path, max_resident_plugins=1) as rt:
+        for folder in folders:
+            await rt.load(folder)
+        assert await rt.call("p0", "echo", 0) == 0
+        assert await rt.call("p1", "echo", 1) == 1  # p0 is unloaded
+        info = rt.plugins["p0"]
+        worker = only_worker(rt)
+        assert info.sha256 not in worker.loaded
+        artifact = rt._artifacts.path_for(info.sha256, worker.engine)
+        # Replaced, not rewritten in place: a worker may still map the old file until it has
+        # read the unload (truncating a mapped file would SIGBUS it).
+        bad = artifact.with_suffix(".bad")
+        bad.write_bytes(b"not an artifact")
+        bad.replace(artifact)
+        assert await rt.call("p0", "echo", "again") == "again"
+        assert rt.stats["started"] == 1
+
+
+async def test_a_reload_sent_ahead_of_its_call_that_fails_fails_that_call_with_the_reason(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The load of an unloaded plugin whose artifact is verified goes into the pipe with the call
+    right behind it. If the worker cannot load it after all (here: the artifact went bad in a
+    way its file's identity does not show, and the wasm is gone), that call fails with the
+    reason; the worker is kept and serves the other plugins."""
+    folders = distinct_plugins(tmp_path / "plugins", 2)
+    async with runtime(tmp_path, max_resident_plugins=1) as rt:
+        for folder in folders:
+            await rt.load(folder)
+        assert await rt.call("p0", "echo", 0) == 0
+        assert await rt.call("p1", "echo", 1) == 1  # p0 is unloaded
+        info = rt.plugins["p0"]
+        bogus = tmp_path / "bogus.cwasm"
+        bogus.write_bytes(b"not an artifact")
+        original = ArtifactCache.verified
+
+        def vouch_for_bogus(self: ArtifactCache, digest: str, engine: str) -> Path | bool | None:
+            return bogus if digest == info.sha256 else original(self, digest, engine)
+
+        monkeypatch.setattr(ArtifactCache, "verified", vouch_for_bogus)
+        rt._staged_path(info).unlink()
+        with pytest.raises(WorkerCrashed, match=r"could not load plugin 'p0'.*cannot read the wasm"):
+            await rt.call("p0", "echo", "lost?")
+        assert await rt.call("p1", "echo", "still here") == "still here"
+        assert rt.stats["started"] == 1
 
 
 async def test_without_a_bound_a_worker_keeps_every_plugin(tmp_path: Path) -> None:

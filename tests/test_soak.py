@@ -165,7 +165,11 @@ def test_report_files_hold_every_series(fault_soak: SoakResult) -> None:
     for outcome, counts in series["errors_by_outcome"].items():  # every outcome is in a window
         assert sum(counts) == outcomes[outcome], outcome
     assert set(series["errors_by_outcome"]) == set(outcomes) - {"ok"}
-    assert series["runtime_stats"]["started"][-1] == data["runtime_stats"]["started"]
+    # The last sample is taken when the calls stop, the summary's counts when the runtime has
+    # closed: a replacement for a worker killed just before may start in between (one per
+    # worker of the pool, 2 + 1 spare, at most).
+    late_starts = data["runtime_stats"]["started"] - series["runtime_stats"]["started"][-1]
+    assert 0 <= late_starts <= 3
     assert data["passed"] is True and data["checks"]
     html = files["html"].read_text()
     assert html.count('<img class="chart"') == len(CHART_IDS)
