@@ -756,6 +756,10 @@ class Runtime:
                     worker.loaded.pop(info.sha256, None)
                     worker.doomed = True
                     raise ProtocolError(f"worker {worker.pid} lost plugin {info.name!r}")
+            if pipelined is not None:
+                # Its reply came ahead of the call's; once handled, the worker's plugins are
+                # back within the bound (the unload is in the pipe) before the caller goes on.
+                await pipelined.wait()
             return reply, worker.pid, False
         finally:
             held = holding[digest]

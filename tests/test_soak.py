@@ -23,7 +23,13 @@ from cortex_runtime.errors import PluginError, WorkerCrashed
 from cortex_runtime.soak import CallRecord, Ledger, SoakConfig, SoakResult, Thresholds, run_soak
 from cortex_runtime.soak.config import FaultSettings, SoakSetupError, parse_duration
 from cortex_runtime.soak.faults import FaultPlanner, WorkerKiller
-from cortex_runtime.soak.metrics import LatencyHistogram, drift_check, fitted_growth
+from cortex_runtime.soak.metrics import (
+    LatencyHistogram,
+    Series,
+    drift_check,
+    fitted_growth,
+    leak_checks,
+)
 from cortex_runtime.soak.mix import Payload, bind, load_mix, transform_reference
 
 REPO = Path(__file__).resolve().parent.parent
@@ -303,6 +309,33 @@ def test_latency_histogram_and_trend() -> None:
     assert not drifted.passed and drifted.value is not None and drifted.value > 3
     assert drift_check(steady, few, limits).skipped  # 10 calls make no p99
     assert abs(fitted_growth([0, 1, 2, 3, 4], [10, 30, 10, 10, 10])) < 10  # a spike is not a trend
+
+
+def test_growth_checks_reach_past_samples_without_a_value() -> None:
+    """A sample taken while faults had every worker down holds no worker RSS: the edge windows
+    reach further in for samples that do, instead of skipping the check (a slow machine's fault
+    soak once had none in its last three samples)."""
+
+    def checks(worker_rss: list[float | None]) -> dict[str, Any]:
+        series = Series()
+        for t, rss in enumerate(worker_rss):
+            for name in series.columns:
+                series.columns[name].append(0.0)
+            series.columns["t"][-1] = float(t)
+            series.columns["supervisor_rss_mib"][-1] = 50.0
+            series.columns["worker_rss_max_mib"][-1] = rss
+        found = leak_checks(series, Thresholds(), warmup_s=0.0, longest_zombie_s=0.0)
+        return {check.name: check for check in found}
+
+    gaps: list[float | None] = [None, None, None, 30.0, 30.0, 31.0, 30.0, 200.0, 210.0, None,
+                                None, None]
+    grown = checks(gaps)["worker_rss_growth"]
+    assert not grown.skipped and not grown.passed  # 30 MiB at the start, 200-210 at the end
+    assert grown.value == pytest.approx(200.0 - 30.0)
+    steady = checks([None, 30.0, 30.5, 31.0, None, 30.0, 30.5, None])["worker_rss_growth"]
+    assert not steady.skipped and steady.passed and steady.value is not None
+    assert abs(steady.value) < 1
+    assert checks([None] * 8)["worker_rss_growth"].skipped  # nothing to judge: said so
 
 
 def test_mix_files(tmp_path: Path) -> None:

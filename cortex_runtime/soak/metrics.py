@@ -270,9 +270,17 @@ def _numbers(column: Sequence[float | None], indexes: Sequence[int]) -> list[flo
     return [float(v) for i in indexes if (v := column[i]) is not None]
 
 
-def _edge_windows(indexes: Sequence[int]) -> tuple[list[int], list[int]]:
+def _edge_windows(column: Sequence[float | None],
+                  indexes: Sequence[int]) -> tuple[list[float], list[float]]:
+    """The first and the last 10% (at least 3) of ``indexes``' samples that hold a value. A
+    sample may hold none (no worker alive to read while faults replace them all): it says
+    nothing about growth, so the window reaches further in instead."""
     size = max(3, math.ceil(0.1 * len(indexes)))
-    return list(indexes[:size]), list(indexes[-size:])
+    values = _numbers(column, indexes)
+    size = min(size, len(values) // 2)
+    if size == 0:
+        return [], []
+    return values[:size], values[-size:]
 
 
 MIN_STEADY_SAMPLES = 6
@@ -295,7 +303,6 @@ def leak_checks(series: Series, thresholds: Thresholds, warmup_s: float,
                            ("fd_growth", "fds"), ("child_process_growth", "processes")):
             checks.append(Check(name, True, None, None, unit, note, skipped=True))
     else:
-        first, last = _edge_windows(steady)
         rss = _numbers(cols["supervisor_rss_mib"], steady)
         growth = fitted_growth([ts[i] for i in steady], rss)
         span = ts[steady[-1]] - ts[steady[0]]
@@ -304,12 +311,12 @@ def leak_checks(series: Series, thresholds: Thresholds, warmup_s: float,
             thresholds.max_rss_growth_mib, "MiB",
             f"least-squares trend of the supervisor's RSS over {span:.0f}s after warm-up "
             f"({min(rss):.1f}..{max(rss):.1f} MiB; {growth / max(span, 1e-9) * 60:.2f} MiB/min)"))
-        checks.append(_edge_check("worker_rss_growth", cols["worker_rss_max_mib"], first, last,
+        checks.append(_edge_check("worker_rss_growth", cols["worker_rss_max_mib"], steady,
                                   thresholds.max_worker_rss_growth_mib, "MiB",
                                   "largest worker's RSS"))
-        checks.append(_edge_check("fd_growth", cols["supervisor_fds"], first, last,
+        checks.append(_edge_check("fd_growth", cols["supervisor_fds"], steady,
                                   thresholds.max_fd_growth, "fds", "supervisor's open descriptors"))
-        checks.append(_edge_check("child_process_growth", cols["children"], first, last,
+        checks.append(_edge_check("child_process_growth", cols["children"], steady,
                                   thresholds.max_child_growth, "processes", "live child processes"))
     checks.append(Check("zombie_persistence", longest_zombie_s <= thresholds.max_zombie_seconds,
                         round(longest_zombie_s, 3), thresholds.max_zombie_seconds, "s",
@@ -318,16 +325,16 @@ def leak_checks(series: Series, thresholds: Thresholds, warmup_s: float,
     return checks
 
 
-def _edge_check(name: str, column: Sequence[float | None], first: list[int], last: list[int],
+def _edge_check(name: str, column: Sequence[float | None], steady: Sequence[int],
                 limit: float, unit: str, what: str) -> Check:
-    head = _numbers(column, first)
-    tail = _numbers(column, last)
+    head, tail = _edge_windows(column, steady)
     if not head or not tail:
         return Check(name, True, None, limit, unit, f"no samples of the {what}", skipped=True)
     a, b = statistics.median(head), statistics.median(tail)
     growth = b - a
     return Check(name, growth <= limit, round(growth, 3), limit, unit,
-                 f"{what}: median {a:g} in the first 10% after warm-up, {b:g} in the last 10%")
+                 f"{what}: median {a:g} in the first {len(head)} samples after warm-up that hold "
+                 f"one, {b:g} in the last {len(tail)}")
 
 
 def drift_check(first: LatencyHistogram, last: LatencyHistogram, thresholds: Thresholds) -> Check:
