@@ -9,8 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.lowlevel
+import psutil
 import pytest
-from support import POOL_WAT, write_plugin
+from support import POOL_WAT, children, runtime_pids, write_plugin
 
 from cortex_runtime import Runtime, WorkerCrashed
 from cortex_runtime.artifacts import ArtifactCache
@@ -220,6 +222,48 @@ async def test_a_flood_of_calls_over_more_plugins_than_the_bound_loses_nothing(
         assert await rt.call("p1", "echo", 1) == 1
         assert len(worker.loaded) <= 2
         assert await worker_plugin_count(worker) <= 2
+
+
+async def test_cancellation_at_every_point_of_a_call_that_reloads_its_plugin(
+        tmp_path: Path) -> None:
+    """Cancel a call whose plugin was unloaded after k checkpoints, k = 0, 1, 2, ... until it
+    completes: its load sent ahead, the call behind it, the wait for the load's reply are each
+    cancelled once. After each the worker (or its replacement) serves both plugins, keeps within
+    the bound, and no caller's hold or load is left behind; no process or descriptor leaks."""
+    fds_before = psutil.Process().num_fds()
+    folders = distinct_plugins(tmp_path / "plugins", 2)
+    async with runtime(tmp_path, max_resident_plugins=1, max_restarts=100_000) as rt:
+        for folder in folders:
+            await rt.load(folder)
+        completed = cancelled = checkpoints = 0
+        while completed < 3 and checkpoints < 2000:
+            assert await rt.call("p0", "echo", "evict p1") == "evict p1"
+            with anyio.CancelScope() as scope:
+                async with anyio.create_task_group() as tg:
+
+                    async def cancel_after(k: int) -> None:
+                        for _ in range(k):
+                            await anyio.lowlevel.checkpoint()
+                        scope.cancel()
+
+                    tg.start_soon(cancel_after, checkpoints)
+                    assert await rt.call("p1", "echo", checkpoints) == checkpoints
+                    completed += 1
+            cancelled += scope.cancelled_caught
+            checkpoints += 1
+            with anyio.fail_after(10):
+                while rt.busy_worker_pids or len(rt.worker_pids) != 1:  # noqa: ASYNC110
+                    await anyio.sleep(0.01)
+            assert await rt.call("p1", "echo", "after") == "after"
+            assert await rt.call("p0", "echo", "after") == "after"
+            worker = only_worker(rt)
+            assert not worker.holding and not worker.loading and not worker.load_sent
+            assert len(worker.loaded) <= 1
+            assert await worker_plugin_count(worker) <= 1
+        assert completed == 3 and cancelled >= 1
+        assert {p.pid for p in children()} == runtime_pids(rt)
+    assert children() == []
+    assert psutil.Process().num_fds() <= fds_before
 
 
 @pytest.mark.parametrize("bad", [0, -1, True, 1.5, "3"])
