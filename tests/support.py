@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import anyio
+import anyio.lowlevel
 import psutil
 import wasmtime
 
@@ -117,3 +120,22 @@ def prepared_with_boom(engine: wasmtime.Engine, wat: str) -> Any:
     linker = wasmtime.Linker(engine)
     linker.define_func("host", "boom", wasmtime.FuncType([], []), boom)
     return linker.instantiate_pre(wasmtime.Module(engine, wat))
+
+
+async def cancel_after_checkpoints(k: int, call: Callable[[], Awaitable[object]]) -> tuple[bool, bool]:
+    """Run ``call`` and cancel it after ``k`` scheduler checkpoints (trio-parallel's exhaustive
+    pattern: k = 0, 1, 2, ... reaches every await once). Whether it completed, and whether the
+    cancellation was caught."""
+    completed = False
+    with anyio.CancelScope() as scope:
+        async with anyio.create_task_group() as tg:
+
+            async def cancel() -> None:
+                for _ in range(k):
+                    await anyio.lowlevel.checkpoint()
+                scope.cancel()
+
+            tg.start_soon(cancel)
+            await call()
+            completed = True
+    return completed, scope.cancelled_caught

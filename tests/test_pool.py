@@ -9,13 +9,19 @@ import signal
 from pathlib import Path
 
 import anyio
-import anyio.lowlevel
 import psutil
 import pytest
 import structlog
 import structlog.stdlib
 from structlog.testing import capture_logs
-from support import children, gone_soon, runtime_pids, wait_gone, write_plugin
+from support import (
+    cancel_after_checkpoints,
+    children,
+    gone_soon,
+    runtime_pids,
+    wait_gone,
+    write_plugin,
+)
 
 import cortex_runtime.worker as worker_module
 from cortex_runtime import Runtime
@@ -230,18 +236,10 @@ async def test_cancellation_at_every_point_of_a_call(tmp_path: Path, plugin_dir:
         completed = cancelled = 0
         checkpoints = 0
         while completed < 3 and checkpoints < 2000:
-            with anyio.CancelScope() as scope:
-                async with anyio.create_task_group() as tg:
-
-                    async def cancel_after(k: int) -> None:
-                        for _ in range(k):
-                            await anyio.lowlevel.checkpoint()
-                        scope.cancel()
-
-                    tg.start_soon(cancel_after, checkpoints)
-                    await rt.call("pool", "echo", {"k": checkpoints})
-                    completed += 1
-            cancelled += scope.cancelled_caught
+            done, caught = await cancel_after_checkpoints(
+                checkpoints, lambda k=checkpoints: rt.call("pool", "echo", {"k": k}))
+            completed += done
+            cancelled += caught
             checkpoints += 1
             await wait_for(lambda: rt.busy_worker_pids == [] and len(rt.worker_pids) == 2)
             assert await rt.call("pool", "echo", checkpoints) == checkpoints

@@ -9,10 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import anyio.lowlevel
 import psutil
 import pytest
-from support import POOL_WAT, children, runtime_pids, write_plugin
+from support import POOL_WAT, cancel_after_checkpoints, children, runtime_pids, write_plugin
 
 from cortex_runtime import Runtime, WorkerCrashed
 from cortex_runtime.artifacts import ArtifactCache
@@ -238,18 +237,12 @@ async def test_cancellation_at_every_point_of_a_call_that_reloads_its_plugin(
         completed = cancelled = checkpoints = 0
         while completed < 3 and checkpoints < 2000:
             assert await rt.call("p0", "echo", "evict p1") == "evict p1"
-            with anyio.CancelScope() as scope:
-                async with anyio.create_task_group() as tg:
+            async def reloading_call(k: int = checkpoints) -> None:
+                assert await rt.call("p1", "echo", k) == k
 
-                    async def cancel_after(k: int) -> None:
-                        for _ in range(k):
-                            await anyio.lowlevel.checkpoint()
-                        scope.cancel()
-
-                    tg.start_soon(cancel_after, checkpoints)
-                    assert await rt.call("p1", "echo", checkpoints) == checkpoints
-                    completed += 1
-            cancelled += scope.cancelled_caught
+            done, caught = await cancel_after_checkpoints(checkpoints, reloading_call)
+            completed += done
+            cancelled += caught
             checkpoints += 1
             with anyio.fail_after(10):
                 while rt.busy_worker_pids or len(rt.worker_pids) != 1:  # noqa: ASYNC110
