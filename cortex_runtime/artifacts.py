@@ -44,6 +44,7 @@ class ArtifactCache:
         self.compiled = root / "compiled"
         self._key: bytes | None = None
         self._verified: dict[Path, tuple[int, ...]] = {}
+        self._paths: dict[tuple[str, str], Path] = {}
 
     def _ensure(self) -> bytes:
         if self._key is None:
@@ -52,7 +53,11 @@ class ArtifactCache:
         return self._key
 
     def path_for(self, digest: str, engine: str) -> Path:
-        return self.compiled / f"{digest}-{engine}.cwasm"
+        # Kept: a reloading call asks for it (``verified``), and joining costs more than the stat.
+        path = self._paths.get((digest, engine))
+        if path is None:
+            path = self._paths[(digest, engine)] = self.compiled / f"{digest}-{engine}.cwasm"
+        return path
 
     def verified(self, digest: str, engine: str) -> Path | Literal[False] | None:
         """Without reading the file: its path if this cache verified it and it is unchanged,
@@ -62,7 +67,7 @@ class ArtifactCache:
         if known is None:
             return False
         try:
-            stat = path.stat()
+            stat = os.stat(path)
         except OSError:
             return None
         return path if known == _identity(stat) else False

@@ -339,7 +339,7 @@ class Runtime:
                 staged.artifact if worker.engine == staged.engine else False)
             reply = await self._load_into(worker, staged.path, staged.digest, artifact,
                                           prepare=manifest if prepare else None,
-                                          keep_facts=staged.facts is None,
+                                          keep_facts=staged.facts is None, want_facts=True,
                                           memory_init=_memory_init(staged.facts))
         assert reply is not None
         if not reply.get("ok"):
@@ -354,29 +354,35 @@ class Runtime:
     async def _load_into(self, worker: Worker, staged: Path, digest: str,
                          artifact: Path | Literal[False] | None = False, *,
                          prepare: Manifest | None = None, keep_facts: bool = False,
-                         memory_init: str | None = None) -> dict[str, Any]:
+                         want_facts: bool = False, memory_init: str | None = None
+                         ) -> dict[str, Any]:
         """Load a module into ``worker``; a load slower than ``load_timeout`` dooms the worker.
         ``artifact``: the compiled artifact already looked up (a path or None), or False.
         ``prepare``: the plugin's manifest, to have the worker make an instance for its next
         call right after its reply (one round trip instead of two). ``keep_facts``: store the
-        module's facts beside its artifact. ``memory_init``: the engine the artifact was
+        module's facts beside its artifact; ``want_facts``: the reply must hold them (otherwise
+        the worker leaves them out unless ``keep_facts``). ``memory_init``: the engine the artifact was
         compiled for, from the module's facts (the worker tries it first)."""
         sent, artifact = await self._send_load(worker, staged, digest, artifact, prepare=prepare,
-                                               memory_init=memory_init)
+                                               memory_init=memory_init,
+                                               facts=want_facts or keep_facts)
         return await self._load_reply(worker, sent, digest, artifact, prepare=prepare,
                                       keep_facts=keep_facts)
 
     async def _send_load(self, worker: Worker, staged: Path, digest: str,
                          known: Path | Literal[False] | None, *, prepare: Manifest | None,
-                         memory_init: str | None) -> tuple[InFlight, Path | None]:
+                         memory_init: str | None, facts: bool) -> tuple[InFlight, Path | None]:
         """The first half of :meth:`_load_into`: the load request, in ``worker``'s pipe, and
-        the artifact it names."""
+        the artifact it names. Without ``facts`` the reply leaves out the module's facts (a
+        plugin the supervisor knows: ~1 KB less to encode and decode on a reload)."""
         found = self._artifacts.verified(digest, worker.engine) if known is False else known
         artifact = found if found is not False else await anyio.to_thread.run_sync(
             self._artifacts.lookup, digest, worker.engine)
         request: dict[str, Any] = {"op": "load", "path": str(staged), "digest": digest,
                                    "artifact": str(artifact) if artifact else None,
                                    "memory_init": memory_init}
+        if not facts:
+            request["facts"] = False
         if prepare is not None:
             request["prepare"] = _instance_limits(prepare)
         return await worker.submit(request, backstop=self.load_timeout), artifact
@@ -514,7 +520,8 @@ class Runtime:
         done = worker.loading[digest] = anyio.Event()
         try:
             sent, artifact = await self._send_load(worker, staged, digest, known, prepare=prepare,
-                                                   memory_init=_memory_init(info.facts))
+                                                   memory_init=_memory_init(info.facts),
+                                                   facts=cached_facts is not None)
         except BaseException:
             self._load_over(worker, digest, done)
             raise

@@ -51,9 +51,13 @@ class Stager:
     def __init__(self, cache_dir: Path, artifacts: ArtifactCache) -> None:
         self.folder = cache_dir / "wasm"
         self.artifacts = artifacts
+        self._paths: dict[str, Path] = {}
 
     def path_for(self, digest: str) -> Path:
-        return self.folder / f"{digest}.wasm"
+        path = self._paths.get(digest)  # kept: every reload names it
+        if path is None:
+            path = self._paths[digest] = self.folder / f"{digest}.wasm"
+        return path
 
     async def stage(self, target: Path, engine: str) -> Staged:
         """Stage the plugin at ``target`` (a folder, a ``plugin.json`` or a bare ``.wasm``)."""

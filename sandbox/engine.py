@@ -313,9 +313,13 @@ def engine_fingerprint() -> str:
 def load_plugin(
     engines: Mapping[MemoryInit, wasmtime.Engine], linkers: Mapping[MemoryInit, wasmtime.Linker],
     path: str, digest: str, artifact: str | None = None, memory_init: str | None = None,
+    described: dict[str, Any] | None = None,
 ) -> LoadedPlugin:
     """Read, verify, compile and link the plugin at ``path`` whose SHA-256 must be ``digest``.
-    ``memory_init``: the engine ``artifact`` was compiled for, if known (tried first)."""
+    ``memory_init``: the engine ``artifact`` was compiled for, if known (tried first).
+    ``described``: the facts this process found describing and checking ``digest`` before (a
+    plugin unloaded and loaded again): a module's facts follow from its bytes, which the digest
+    binds, and describing one costs more than deserialising it."""
     started = time.perf_counter()
     # An artifact the supervisor vouches for is bound to ``digest`` by its MAC: the wasm itself
     # is then not needed (it is read, checked and compiled only without a usable artifact).
@@ -334,8 +338,11 @@ def load_plugin(
         kind = memory_init_for(wasm)
         module = compile_module(engines[kind], wasm)
         check_interface(wasm)
-    facts = describe_module(module)
-    check_module_shape(facts)
+    if described is None:
+        facts = describe_module(module)
+        check_module_shape(facts)
+    else:
+        facts = dict(described)
     try:
         pre = linkers[kind].instantiate_pre(module)
     except wasmtime.WasmtimeError as exc:

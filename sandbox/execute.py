@@ -56,6 +56,9 @@ RECENT_CALLS_PER_PLUGIN = 2
 #: Rust, Zig and AssemblyScript conformance plugins, 0.7 ms for Go's runtime start (2 ms at
 #: most). A plugin that takes longer is made on its call's path instead, under the call's limits.
 PREPARE_TIMEOUT_MS = 50.0
+#: How many unloaded plugins' facts a worker keeps (encoded, ~1 KB each), so that loading one
+#: again skips describing its module (~50 µs of a reload's ~200; see ``engine.load_plugin``).
+DESCRIBED_UNLOADED = 2048
 
 
 def check_json(data: bytes | memoryview) -> None:
@@ -298,6 +301,8 @@ class Executor:
         #: Plugins whose instance could not be prepared within PREPARE_TIMEOUT_MS: their calls
         #: instantiate on their own path, under their own limits.
         self._unpreparable: set[str] = set()
+        #: Facts of unloaded plugins by digest, least recently unloaded first.
+        self._described: collections.OrderedDict[str, bytes] = collections.OrderedDict()
         #: Digests of the last calls' plugins (see RECENT_CALLS_PER_PLUGIN).
         self._recent: collections.deque[str] = collections.deque(
             maxlen=RECENT_CALLS_PER_PLUGIN * max(prepared_plugins, 1))
@@ -318,7 +323,9 @@ class Executor:
     def load(self, path: str, digest: str, artifact: str | None = None,
              memory_init: str | None = None) -> LoadedPlugin:
         """The plugin at ``path`` (see ``sandbox.engine.load_plugin``), linked here."""
-        return load_plugin(self.engines, self.linkers, path, digest, artifact, memory_init)
+        known = self._described.pop(digest, None)
+        return load_plugin(self.engines, self.linkers, path, digest, artifact, memory_init,
+                           described=None if known is None else orjson.loads(known))
 
     # -- host imports -------------------------------------------------------------------------
 
@@ -419,8 +426,14 @@ class Executor:
         a spare warmed for a plugin then keeps preparing it from its first call on."""
         self._recent.append(digest)
 
-    def forget(self, digest: str) -> None:
-        """Drop what is kept about ``digest`` (its prepared instance and its recent calls)."""
+    def forget(self, digest: str, unloaded: LoadedPlugin | None = None) -> None:
+        """Drop what is kept about ``digest`` (its prepared instance and its recent calls); keep
+        the facts of the plugin ``unloaded``, if given, for its next load."""
+        if unloaded is not None:
+            described = self._described
+            described[digest] = orjson.dumps(unloaded.facts)
+            if len(described) > DESCRIBED_UNLOADED:
+                described.popitem(last=False)
         self._discard_prepared(digest)
         self._unpreparable.discard(digest)
         kept = [d for d in self._recent if d != digest]

@@ -268,7 +268,10 @@ def main(argv: list[str]) -> None:
             # request is already waiting: it then instantiates for itself).
             limits = request.get("prepare")
             prepare_next = isinstance(limits, dict) and executor.prepared_plugins > 0 and idle()
-            send({"id": call_id, "ok": True, "facts": plugin.facts, "prepared": prepare_next})
+            loaded: dict[str, Any] = {"id": call_id, "ok": True, "prepared": prepare_next}
+            if request.get("facts", True) is not False:  # left out when the supervisor knows them
+                loaded["facts"] = plugin.facts
+            send(loaded)
             if prepare_next and isinstance(limits, dict):
                 prepare(plugin, limits, requested=True)
         elif op == "compile":
@@ -299,8 +302,7 @@ def main(argv: list[str]) -> None:
             # and one frame keeps a later load of any of them behind it in the pipe.
             digests = request.get("digests")
             for digest in digests if isinstance(digests, list) else [request.get("digest", "")]:
-                executor.forget(str(digest))
-                plugins.pop(str(digest), None)
+                executor.forget(str(digest), plugins.pop(str(digest), None))
             send({"id": call_id, "ok": True, "plugins": len(plugins)})
         elif op == "ping":
             send({"id": call_id, "ok": True, "plugins": len(plugins)})

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import orjson
 import psutil
 import pytest
 from support import POOL_WAT, cancel_after_checkpoints, children, runtime_pids, write_plugin
@@ -112,26 +113,35 @@ async def test_an_unloaded_plugin_is_loaded_again_with_its_call_right_behind(
         assert await rt.call("p0", "echo", 0) == 0
         assert await rt.call("p1", "echo", 1) == 1  # p0 is unloaded
         events: list[str] = []
+        ops: dict[int, str] = {}
+        load_replies: list[dict[str, Any]] = []
         submit, serve_reply = Worker.submit, Worker.reply_to
 
         async def note_submit(self: Worker, message: Any, **kwargs: Any) -> Any:
             op = message.op if hasattr(message, "op") else message.get("op")
             events.append(f"send {op}")
-            return await submit(self, message, **kwargs)
+            sent = await submit(self, message, **kwargs)
+            ops[id(sent)] = op
+            return sent
 
         async def note_reply(self: Worker, pending: Any) -> Any:
             reply = await serve_reply(self, pending)
-            events.append("reply" + (" with facts" if "facts" in reply else ""))
+            op = ops.get(id(pending), "?")
+            events.append(f"reply {op}")
+            if op == "load":
+                load_replies.append(reply)
             return reply
 
         monkeypatch.setattr(Worker, "submit", note_submit)
         monkeypatch.setattr(Worker, "reply_to", note_reply)
         assert await rt.call("p0", "echo", "back") == "back"
         with anyio.fail_after(5):
-            while "reply with facts" not in events:  # noqa: ASYNC110
+            while "reply load" not in events:  # noqa: ASYNC110
                 await anyio.sleep(0.01)
         load, call = events.index("send load"), events.index("send call")
-        assert load < call < events.index("reply with facts")
+        assert load < call < events.index("reply load")
+        # The supervisor knows the plugin: the reload's reply leaves its facts out.
+        assert load_replies[0]["ok"] is True and "facts" not in load_replies[0]
 
 
 async def test_an_unloaded_plugin_whose_artifact_went_bad_is_compiled_again(
@@ -263,3 +273,51 @@ async def test_cancellation_at_every_point_of_a_call_that_reloads_its_plugin(
 def test_the_bound_must_be_a_positive_integer_or_none(tmp_path: Path, bad: object) -> None:
     with pytest.raises(ValueError, match="max_resident_plugins"):
         runtime(tmp_path, max_resident_plugins=bad)
+
+
+def test_a_worker_loads_a_plugin_it_unloaded_without_describing_it_again(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Describing a module costs more than deserialising it: a worker keeps the facts of the
+    plugins it unloads, and a reload of one of those reuses them (new per-load facts aside),
+    while any other module is still described and checked."""
+    import hashlib
+
+    import wasmtime
+
+    from sandbox import engine
+    from sandbox.execute import DESCRIBED_UNLOADED, Executor
+
+    def wasm_file(index: int) -> tuple[str, str]:
+        folder = distinct_plugins(tmp_path / "plugins", index + 1)[index]
+        path = next(folder.glob("*.wasm"))
+        return str(path), hashlib.sha256(path.read_bytes()).hexdigest()
+
+    executor = Executor()
+    (path0, digest0), (path1, digest1) = wasm_file(0), wasm_file(1)
+    first = executor.load(path0, digest0)
+    executor.forget(digest0, first)
+    described: list[wasmtime.Module] = []
+    describe = engine.describe_module
+    monkeypatch.setattr(engine, "describe_module",
+                        lambda module: described.append(module) or describe(module))
+    again = executor.load(path0, digest0)
+    assert described == []
+    per_load = {"cache", "load_ms", "memory_init"}
+    assert {k: v for k, v in again.facts.items() if k not in per_load} == {
+        k: v for k, v in first.facts.items() if k not in per_load}
+    assert again.capabilities == first.capabilities and again.export_index == first.export_index
+    fields, _ = executor.call(again, "echo", b'"back"', fuel=10_000_000, timeout_ms=1000.0,
+                              min_pages=1, max_pages=64, allocator="cortex_alloc",
+                              max_output=1024, max_log=4096)
+    executor.release()
+    assert orjson.loads(orjson.dumps(fields["result"])) == "back"
+    # Used once: the facts go with the reload (the loaded plugin holds them again).
+    executor.load(path0, digest0)
+    assert len(described) == 1
+    # Another module is described, and the facts kept are bounded.
+    executor.load(path1, digest1)
+    assert len(described) == 2
+    for n in range(DESCRIBED_UNLOADED + 5):
+        executor.forget(f"{n:064x}", first)
+    assert len(executor._described) == DESCRIBED_UNLOADED
+    assert f"{0:064x}" not in executor._described
