@@ -239,13 +239,13 @@ class WorkerPool:
         for worker in self._ready:
             if not self._serviceable(worker):
                 continue
-            idle = worker.lent == 0 and worker.inflight == 0
+            idle = worker.lent == 0 and worker.working == 0
             if not idle and not (worker.lent < self._line_limit(worker) and worker.accepts_more
                                  and worker.head_age() < config.pipeline_max_head_age):
                 continue
-            # The line: requests written (abandoned ones too) or about to be (lent, not yet sent:
-            # callers that acquired in the same event-loop turn have not written yet).
-            line = max(worker.lent, worker.inflight)
+            # The line: requests written (abandoned ones too; chores aside) or about to be (lent,
+            # not yet sent: callers that acquired in the same event-loop turn have not written).
+            line = max(worker.lent, worker.working)
             # Having the plugin outranks all else only while the line is short: past that, a
             # worker without it is worth one load, or under sustained load one worker would get
             # every call while another sat idle.

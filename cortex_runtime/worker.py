@@ -192,6 +192,8 @@ class Worker:
         #: queued on this worker to add to the wait of those behind it.
         self.service_time = 0.0
         self._unqueueable = 0
+        #: Chores among the requests in flight (see ``working``).
+        self._chores = 0
 
     # -- life cycle ---------------------------------------------------------------------------
 
@@ -397,7 +399,7 @@ class Worker:
         self._next_id += 1
         op = message.op if isinstance(message, EncodedRequest) else message.get("op")
         pending = InFlight(self._next_id, backstop, self._new_flag(), call=op == "call",
-                           load=op == "load", queueable=queueable)
+                           load=op == "load", chore=op == "unload", queueable=queueable)
         try:
             frame = _frame(message, pending.call_id, payload)
         except FrameError as exc:
@@ -431,6 +433,7 @@ class Worker:
         self._inflight.append(pending)
         self.outstanding.requests += 1
         self._unqueueable += not pending.queueable
+        self._chores += pending.chore
         self._wakeup.set()
 
     async def reply_to(self, pending: InFlight) -> dict[str, Any]:
@@ -462,6 +465,13 @@ class Worker:
     def inflight(self) -> int:
         """Requests written to the worker and not yet answered (abandoned ones included)."""
         return len(self._inflight)
+
+    @property
+    def working(self) -> int:
+        """Requests in flight other than chores: an unload the supervisor sends behind a load
+        takes the worker a moment and no caller waits on it, so a worker with nothing else in
+        flight is as good as idle (better than another, colder one: see ``WorkerPool._pick``)."""
+        return len(self._inflight) - self._chores
 
     def head_age(self) -> float:
         """Seconds the request now running has been running (0 if none)."""
@@ -506,6 +516,7 @@ class Worker:
                     self._inflight.popleft()
                     self.outstanding.requests -= 1
                     self._unqueueable -= not head.queueable
+                    self._chores -= head.chore
                     now = time.monotonic()
                     if head.call:  # loads and prepares are one-offs, not the line's usual pace
                         self._note_service(now - head.started)
@@ -547,6 +558,7 @@ class Worker:
         self.failed = error
         first = not (type(error) is WorkerCrashed and self._none_read())
         self._unqueueable = 0
+        self._chores = 0
         while self._inflight:
             pending = self._inflight.popleft()
             self.outstanding.requests -= 1
@@ -704,14 +716,16 @@ class Worker:
 class InFlight:
     """One request in flight: its id, backstop, and (once done) its reply or error."""
 
-    __slots__ = ("abandoned", "backstop", "call", "call_id", "done", "error", "frame_bytes", "load",
-                 "queueable", "reply", "started")
+    __slots__ = ("abandoned", "backstop", "call", "call_id", "chore", "done", "error", "frame_bytes",
+                 "load", "queueable", "reply", "started")
 
     def __init__(self, call_id: int, backstop: float | None, done: Flag, *, call: bool = False,
-                 load: bool = False, queueable: bool = True) -> None:
+                 load: bool = False, chore: bool = False, queueable: bool = True) -> None:
         self.call_id = call_id
         self.call = call
         self.load = load
+        #: Brief housekeeping no caller waits on (an unload): see ``Worker.working``.
+        self.chore = chore
         self.queueable = queueable
         self.backstop = backstop
         self.started: float | None = None

@@ -89,6 +89,10 @@ class FakeWorker:
     def head_age(self) -> float:
         return 0.0001 if self.inflight else 0.0
 
+    @property
+    def working(self) -> int:
+        return self.inflight  # no chores in flight
+
 
 def test_a_long_line_sends_the_next_call_to_a_worker_without_the_plugin() -> None:
     pool = _pool()

@@ -321,3 +321,30 @@ def test_a_worker_loads_a_plugin_it_unloaded_without_describing_it_again(
         executor.forget(f"{n:064x}", first)
     assert len(executor._described) == DESCRIBED_UNLOADED
     assert f"{0:064x}" not in executor._described
+
+
+async def test_calls_that_reload_their_plugins_one_after_another_stay_on_one_worker(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The unload a reload sends is a chore no caller waits on: the worker it went to still
+    counts as idle, so the next call goes there (warm, polling) instead of to another worker
+    (sequential reloads alternating between two workers measured ~25% slower)."""
+    folders = distinct_plugins(tmp_path / "plugins", 4)
+    async with runtime(tmp_path, workers=2, max_resident_plugins=1) as rt:
+        for folder in folders:
+            await rt.load(folder)
+        for i in range(4):
+            assert await rt.call(f"p{i}", "echo", i) == i
+        served: list[int] = []
+        unloads: list[int] = []
+        submit = Worker.submit
+
+        async def note_submit(self: Worker, message: Any, **kwargs: Any) -> Any:
+            op = message.op if hasattr(message, "op") else message.get("op")
+            (served if op == "call" else unloads if op == "unload" else []).append(self.pid)
+            return await submit(self, message, **kwargs)
+
+        monkeypatch.setattr(Worker, "submit", note_submit)
+        for i in range(12):
+            assert await rt.call(f"p{i % 4}", "echo", i) == i
+        assert len(set(served)) == 1, served
+        assert len(unloads) >= 11  # every call reloaded its plugin
