@@ -3,10 +3,13 @@ their memory. A clean process makes RSS figures mean something (the suite's own 
 every host at once) and keeps 1,000 Extism plugins out of the suite's address space.
 
     python -m benchmarks.probe --host wasmtime|extism --copies DIR --levels 1,10,100 --calls 500
+                               [--rounds 7]
 
 Prints one JSON object: for each level, load time per plugin, the first call of each newly
 loaded plugin, the steady-state latency of calls spread round-robin over every loaded plugin,
-and the process RSS.
+and the process RSS. With ``--rounds``, the first and the last level's latencies are then measured
+again in that many alternating rounds (over the first level's plugins, then over all of them) and
+their medians replace the sweep's (kept as ``p50_us_sweep``): the suite compares those two ends.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--copies", type=Path, required=True, help="folder of plugin copies")
     parser.add_argument("--levels", default="1,10")
     parser.add_argument("--calls", type=int, default=500)
+    parser.add_argument("--rounds", type=int, default=0)
     args = parser.parse_args(argv)
 
     folders = sorted(p for p in args.copies.iterdir() if p.is_dir())
@@ -65,6 +69,15 @@ def main(argv: list[str] | None = None) -> None:
         def call(plugin: Any) -> Any:
             return plugin.call("transform", payload)
 
+    def round_robin(plugins: list[Any], calls: int) -> list[float]:
+        samples: list[float] = []
+        for i in range(calls):
+            plugin = plugins[i % len(plugins)]
+            t0 = time.perf_counter()
+            call(plugin)
+            samples.append(time.perf_counter() - t0)
+        return samples
+
     rss_engine = _rss()
     loaded: list[Any] = []
     out_levels: list[dict[str, Any]] = []
@@ -81,15 +94,8 @@ def main(argv: list[str] | None = None) -> None:
             loaded.append(plugin)
             load_times.append(t1 - t0)
             first_calls.append(t2 - t1)
-        # warm-up, then round-robin over every loaded plugin
-        for i in range(min(50, args.calls)):
-            call(loaded[i % len(loaded)])
-        samples: list[float] = []
-        for i in range(args.calls):
-            plugin = loaded[i % len(loaded)]
-            t0 = time.perf_counter()
-            call(plugin)
-            samples.append(time.perf_counter() - t0)
+        round_robin(loaded, min(50, args.calls))  # warm-up
+        samples = round_robin(loaded, args.calls)
         out_levels.append({
             "plugins": level,
             "load_ms_median": median(load_times) * 1e3 if load_times else None,
@@ -98,6 +104,16 @@ def main(argv: list[str] | None = None) -> None:
             "p99_us": us(percentile(samples, 99)),
             "rss": _rss(),
         })
+    if args.rounds and len(out_levels) > 1:
+        first, top = out_levels[0], out_levels[-1]
+        for level in (first, top):
+            level["p50_us_sweep"], level["p50_us_rounds"] = level["p50_us"], []
+        for turn in range(args.rounds):
+            sides = [(loaded[:first["plugins"]], first), (loaded, top)]
+            for plugins, level in sides[::-1] if turn % 2 else sides:
+                level["p50_us_rounds"].append(us(median(round_robin(plugins, args.calls))))
+        for level in (first, top):
+            level["p50_us"] = median(level["p50_us_rounds"])
     print(orjson.dumps({
         "host": args.host, "pid": os.getpid(), "rss_start": rss_start, "rss_engine": rss_engine,
         "levels": out_levels,

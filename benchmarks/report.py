@@ -34,6 +34,11 @@ def fmt(value: float | None) -> str:
     return f"{value:.3f}"
 
 
+def _signed(value: float) -> str:
+    """A difference with its sign: +11.1, −3.20."""
+    return f"+{fmt(value)}" if value >= 0 else f"−{fmt(-value)}"
+
+
 def fmt_ratio(value: float | None) -> str:
     if value is None:
         return "—"
@@ -136,8 +141,8 @@ def evaluate_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             (scaling[-1]["p50_us"] - b_growth) / miss, "× (N=max − B's growth vs N=1, misses)",
             1.3, note=f"B, the same modules in process: {fmt(b_first)} µs with "
                       f"{scaling[0]['plugins']} plugin, {fmt(b_last)} µs with "
-                      f"{scaling[-1]['plugins']:,} (+{fmt(b_growth)} µs); A: +"
-                      f"{fmt(scaling[-1]['p50_us'] - miss)} µs over its miss path")
+                      f"{scaling[-1]['plugins']:,} ({_signed(b_growth)} µs); A: "
+                      f"{_signed(scaling[-1]['p50_us'] - miss)} µs over its miss path")
     capacity = results["details"].get("scaling", {}).get("A_cache_capacity")
     beyond = [level for level in scaling if capacity and level["plugins"] > capacity]
     if len(beyond) >= 2:
@@ -464,7 +469,11 @@ def markdown(results: dict[str, Any], *, chart_name: str | None = "benchmarks.pn
         "plugins in the scaling scenario (A: per worker; every worker ends up holding every plugin "
         "it ran).",
         f"- **Many plugins** ({scaling_levels}): distinct copies loaded, each called once per "
-        "worker, then tiny calls spread round-robin over all loaded plugins.",
+        "worker, then tiny calls spread round-robin over all loaded plugins. The ends the target "
+        "compares are then measured again side by side, in alternating rounds: A over every "
+        "plugin and A's miss path (1 plugin, `prepared_instances=0`), B over every plugin and "
+        "over the first level's; their rows show the medians of those rounds (the sweep's "
+        "figures, and every round, are in the JSON).",
         "- **uvloop**: the tiny call and throughput at concurrency 64 measured again for A in a "
         "second event loop run, asyncio on uvloop (`backend_options={\"use_uvloop\": True}`), "
         "with a runtime of its own. B and C have no event loop: their figures are those of the "
@@ -478,7 +487,8 @@ def markdown(results: dict[str, Any], *, chart_name: str | None = "benchmarks.pn
         f"- Mode `{meta['mode']}`: {s['reps']} repetitions of {s['tiny_calls']:,} tiny calls per "
         f"backend; throughput runs of {throughput_runs}; "
         f"{s['large_reps']} × 1 MB; {s['parse_reps']} × 100 KB; {s['cold_reps']} cold starts per "
-        f"variant; {s['restart_reps']} traps; {s['scaling_calls']:,} calls per scaling level. "
+        f"variant; {s['restart_reps']} traps; {s['scaling_calls']:,} calls per scaling level "
+        f"and per round, {s.get('scaling_rounds', 0)} rounds. "
         "Backends are interleaved within each repetition; the figure is the median over "
         "repetitions (for p50/p99: the median of each repetition's percentile).",
         f"- Phases (s): {', '.join(f'{k} {v:.0f}' for k, v in meta['phases_s'].items())}.",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -171,3 +172,29 @@ def test_the_bounded_scaling_run_missed_its_bound(
     assert bounded["max_resident_plugins"] == 1
     assert bounded["unloaded"] > 0
     assert bounded["p50_us"] > 0
+
+
+def test_the_scaling_ends_are_medians_of_alternating_rounds(
+        quick_run: tuple[Path, dict[str, Any], str]) -> None:
+    """The target compares the top level with the miss path (A) and B's first level: each of those
+    figures is the median of rounds measured side by side, not one run minutes from the other."""
+    _, results, _ = quick_run
+    rounds = results["meta"]["settings"]["scaling_rounds"]
+    assert rounds >= 2
+    scaling = results["details"]["scaling"]
+    top = scaling["A"][-1]
+    assert len(top["p50_us_rounds"]) == rounds and top["p50_us_sweep"] > 0
+    assert len(scaling["A_miss_path_rounds"]) == rounds
+    assert top["p50_us"] == pytest.approx(statistics.median(top["p50_us_rounds"]))
+    assert scaling["A_miss_path_p50_us"] == pytest.approx(
+        statistics.median(scaling["A_miss_path_rounds"]))
+    rows = _rows(results)
+    levels = results["meta"]["settings"]["scaling_levels"]
+    assert rows[f"scale_p50_{levels[-1]}"]["values"]["A"] == pytest.approx(top["p50_us"])
+    assert rows["scale_p50_1_miss"]["values"]["A"] == pytest.approx(scaling["A_miss_path_p50_us"])
+    for index in (0, -1):
+        level = scaling["B"]["levels"][index]
+        assert len(level["p50_us_rounds"]) == rounds
+        assert level["p50_us"] == pytest.approx(statistics.median(level["p50_us_rounds"]))
+    assert rows[f"scale_p50_{levels[0]}"]["values"]["B"] == pytest.approx(
+        scaling["B"]["levels"][0]["p50_us"])
