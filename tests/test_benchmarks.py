@@ -198,3 +198,7 @@ def test_the_scaling_ends_are_medians_of_alternating_rounds(
         assert level["p50_us"] == pytest.approx(statistics.median(level["p50_us_rounds"]))
     assert rows[f"scale_p50_{levels[0]}"]["values"]["B"] == pytest.approx(
         scaling["B"]["levels"][0]["p50_us"])
+    # The target's ratio pairs each round's two figures (taken one right after the other).
+    target = {t["id"]: t for t in results["targets"]}["scaling_beyond_misses"]
+    paired = [t / m for t, m in zip(top["p50_us_rounds"], scaling["A_miss_path_rounds"], strict=True)]
+    assert target["measured"] == pytest.approx(statistics.median(paired))
