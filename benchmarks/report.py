@@ -499,11 +499,12 @@ def markdown(results: dict[str, Any], *, chart_name: str | None = "benchmarks.pn
         "plugins in the scaling scenario (A: per worker; every worker ends up holding every plugin "
         "it ran).",
         f"- **Many plugins** ({scaling_levels}): distinct copies loaded, each called once per "
-        "worker, then tiny calls spread round-robin over all loaded plugins. The ends the target "
-        "compares are then measured again side by side, in alternating rounds: A over every "
-        "plugin and A's miss path (1 plugin, `prepared_instances=0`), B over every plugin and "
-        "over the first level's; their rows show the medians of those rounds (the sweep's "
-        "figures, and every round, are in the JSON).",
+        "worker, then tiny calls spread round-robin over all loaded plugins." + (
+            " The ends the target compares are then measured again side by side, in alternating "
+            "rounds: A over every plugin and A's miss path (1 plugin, `prepared_instances=0`), B "
+            "over every plugin and over the first level's; their rows show the medians of those "
+            "rounds (the sweep's figures, and every round, are in the JSON)."
+            if s.get("scaling_rounds") else ""),
         "- **uvloop**: the tiny call and throughput at concurrency 64 measured again for A in a "
         "second event loop run, asyncio on uvloop (`backend_options={\"use_uvloop\": True}`), "
         "with a runtime of its own. B and C have no event loop: their figures are those of the "
@@ -517,8 +518,9 @@ def markdown(results: dict[str, Any], *, chart_name: str | None = "benchmarks.pn
         f"- Mode `{meta['mode']}`: {s['reps']} repetitions of {s['tiny_calls']:,} tiny calls per "
         f"backend; throughput runs of {throughput_runs}; "
         f"{s['large_reps']} × 1 MB; {s['parse_reps']} × 100 KB; {s['cold_reps']} cold starts per "
-        f"variant; {s['restart_reps']} traps; {s['scaling_calls']:,} calls per scaling level "
-        f"and per round, {s.get('scaling_rounds', 0)} rounds. "
+        f"variant; {s['restart_reps']} traps; {s['scaling_calls']:,} calls per scaling level"
+        + (f" and per round, {s['scaling_rounds']} rounds" if s.get("scaling_rounds") else "")
+        + ". "
         "Backends are interleaved within each repetition; the figure is the median over "
         "repetitions (for p50/p99: the median of each repetition's percentile).",
         f"- Phases (s): {', '.join(f'{k} {v:.0f}' for k, v in meta['phases_s'].items())}.",
@@ -531,6 +533,7 @@ def markdown(results: dict[str, Any], *, chart_name: str | None = "benchmarks.pn
         "rewrites docs/benchmarks.md, docs/benchmarks.png, benchmarks/results/benchmarks.json",
         ".venv/bin/python -m benchmarks --quick    # seconds; writes benchmarks/results/quick/",
         ".venv/bin/python -m benchmarks --only tiny,profile --quick   # some scenarios",
+        ".venv/bin/cortex bench --quick           # the same suite through the CLI (any folder)",
         "```",
         "",
         "Needs the dev tools (`ziglang` to build the plugins, `matplotlib` for the chart; "

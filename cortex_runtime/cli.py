@@ -8,6 +8,7 @@ error, overload, anything unexpected). Errors print one line on stderr.
 
 from __future__ import annotations
 
+import importlib
 import os
 import shlex
 import shutil
@@ -310,6 +311,29 @@ def soak_command(ctx: click.Context, /, **options: Any) -> None:
 
     verbose = bool(ctx.parent.params.get("verbose")) if ctx.parent else False
     sys.exit(soak_main(ctx.obj, verbose=verbose, **options))
+
+
+def benchmarks_root() -> Path:
+    """The source checkout whose ``benchmarks/`` suite ``cortex bench`` runs: the folder that
+    holds this package (the suite is not part of an installed wheel)."""
+    return Path(__file__).resolve().parent.parent
+
+
+@cli.command("bench", context_settings={"ignore_unknown_options": True}, add_help_option=False)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def bench_command(args: tuple[str, ...]) -> None:
+    """Run the benchmark suite (benchmarks/, docs/benchmarks.md): Cortex side by side with
+    in-process wasmtime-py, Extism and the IPC floor. Same options as ``python -m benchmarks``
+    (``cortex bench --help``); needs a source checkout."""
+    root = benchmarks_root()
+    if not (root / "benchmarks" / "suite.py").is_file():
+        fail(InvalidInput(f"cortex bench runs the suite in a source checkout's benchmarks/ "
+                          f"folder; there is none in {root}"))
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    # Imported by name: the suite is a checkout's script, outside the package (and its types).
+    suite = importlib.import_module("benchmarks.__main__")
+    sys.exit(suite.main(list(args), prog="cortex bench"))
 
 
 SCAFFOLD_LANGUAGES = ("rust", "go", "c", "zig", "assemblyscript", "wat")

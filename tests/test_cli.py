@@ -125,3 +125,39 @@ def test_validate_reports_a_broken_plugin(tmp_path: Path, env: dict[str, str]) -
     (bad_wasm / "plugin.wasm").write_bytes(b"\x7fELF" + bytes(60))
     done = cortex("plugin", "validate", str(bad_wasm), env=env, cwd=tmp_path)
     assert done.returncode == 3 and "not a WebAssembly" in done.stderr
+
+
+def test_bench_help_is_the_suites(env: dict[str, str], tmp_path: Path) -> None:
+    done = cortex("bench", "--help", env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("usage: cortex bench")
+    for option in ("--quick", "--only", "--out-dir", "--skip-extism"):
+        assert option in done.stdout
+    wrong = cortex("bench", "--no-such-option", env=env, cwd=tmp_path)
+    assert wrong.returncode == 2
+    assert "unrecognized arguments: --no-such-option" in wrong.stderr
+
+
+@pytest.mark.slow
+def test_bench_runs_the_suite_from_anywhere(env: dict[str, str], tmp_path: Path) -> None:
+    """`cortex bench` runs the checkout's suite whatever the working directory, with its options."""
+    out = tmp_path / "bench"
+    done = cortex("bench", "--quick", "--only", "memory", "--skip-extism", "--out-dir", str(out),
+                  env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = json.loads((out / "benchmarks.json").read_text())
+    assert results["meta"]["scenarios"] == ["memory"]
+    rows = {row["id"]: row["values"] for row in results["rows"]}
+    assert rows["rss_worker"]["A"] > 1 and rows["rss_worker_max"]["A"] >= rows["rss_worker"]["A"]
+    assert (out / "benchmarks.md").read_text().startswith("# Benchmarks")
+
+
+def test_bench_outside_a_checkout_says_so(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from cortex_runtime import cli
+
+    monkeypatch.setattr(cli, "benchmarks_root", lambda: tmp_path)
+    done = CliRunner().invoke(cli.cli, ["bench", "--quick"])
+    assert done.exit_code == cli.EXIT_USAGE
+    assert "benchmarks/" in done.output and str(tmp_path) in done.output
