@@ -809,7 +809,7 @@ async def scenario_scaling(rec: Recorder, scratch: Path, available_c: bool) -> N
         # path (what round-robin over more plugins than the bounded caches hold costs each call).
         # It and the top level are the target's two ends: measured in alternating rounds, so
         # that a phase of the shared machine falls on both, and their medians reported.
-        top = a_levels[-1]
+        top_level = a_levels[-1]
         top_rounds: list[float] = []
         miss_rounds: list[float] = []
         async with Runtime(cache_dir=scratch / "scale-a", prepared_instances=0) as miss_rt:
@@ -819,11 +819,12 @@ async def scenario_scaling(rec: Recorder, scratch: Path, available_c: bool) -> N
                 sides = [(rt, loaded, top_rounds), (miss_rt, copies[:1], miss_rounds)]
                 for runtime, plugins, out in sides[::-1] if turn % 2 else sides:
                     out.append(us(median(await _round_robin(runtime, plugins, s.scaling_calls))))
-        top["p50_us_sweep"], top["p50_us"] = top["p50_us"], median(top_rounds)
-        top["p50_us_rounds"] = top_rounds
+        top_level["p50_us_sweep"], top_level["p50_us"] = top_level["p50_us"], median(top_rounds)
+        top_level["p50_us_rounds"] = top_rounds
     miss_p50 = median(miss_rounds)
     _log(f"  A with 1 plugin, no prepared instances: p50 {miss_p50:.0f} µs; with "
-         f"{top['plugins']:,} plugins {top['p50_us']:.0f} µs ({s.scaling_rounds} rounds each)")
+         f"{top_level['plugins']:,} plugins {top_level['p50_us']:.0f} µs "
+         f"({s.scaling_rounds} rounds each)")
     bounded = await _scaling_bounded(copies, s.scaling_calls, scratch / "scale-a")
     _log(f"  A with {len(copies)} plugins, {bounded['max_resident_plugins']} kept per worker: "
          f"p50 {bounded['p50_us']:.0f} µs")
