@@ -152,12 +152,12 @@ def test_bench_runs_the_suite_from_anywhere(env: dict[str, str], tmp_path: Path)
     assert (out / "benchmarks.md").read_text().startswith("# Benchmarks")
 
 
-def test_bench_outside_a_checkout_says_so(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from click.testing import CliRunner
-
-    from cortex_runtime import cli
-
-    monkeypatch.setattr(cli, "benchmarks_root", lambda: tmp_path)
-    done = CliRunner().invoke(cli.cli, ["bench", "--quick"])
-    assert done.exit_code == cli.EXIT_USAGE
-    assert "benchmarks/" in done.output and str(tmp_path) in done.output
+def test_bench_outside_a_checkout_says_so(env: dict[str, str], tmp_path: Path) -> None:
+    # In a process of its own: the command configures the process's logging.
+    script = ("import sys; from pathlib import Path; from cortex_runtime import cli; "
+              "root = Path(sys.argv.pop(1)); cli.benchmarks_root = lambda: root; cli.main()")
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path), "bench", "--quick"],
+                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60)
+    assert done.returncode == 2, done.stderr
+    assert "benchmarks/" in done.stderr and str(tmp_path) in done.stderr
+    assert not (tmp_path / "benchmarks").exists()

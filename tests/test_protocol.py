@@ -587,23 +587,30 @@ async def test_the_count_of_requests_in_flight_returns_to_zero(
         async def call(i: int) -> None:
             results.append(await rt.call("pool", "echo", i))
 
+        async def back_to_zero() -> None:
+            # The pool's own requests (a spare loading the plugin after the settle time, a
+            # replacement warming up) may still be in flight when a caller's call returns; a
+            # count that leaked never gets back to zero.
+            with anyio.fail_after(10):
+                while outstanding.requests:  # noqa: ASYNC110
+                    await anyio.sleep(0.01)
+
         async with anyio.create_task_group() as tg:
             for i in range(200):
                 tg.start_soon(call, i)
-        assert sorted(results) == list(range(200)) and outstanding.requests == 0
+        assert sorted(results) == list(range(200))
+        await back_to_zero()
         with pytest.raises(PluginTrap):
             await rt.call("pool", "boom")
-        assert outstanding.requests == 0
+        await back_to_zero()
         with pytest.raises(CallTimeout):
             await rt.call("pool", "spin", timeout=0.1)
-        assert outstanding.requests == 0
+        await back_to_zero()
         with anyio.move_on_after(0.05):
             await rt.call("pool", "spin", timeout=5)  # the caller gives up; its worker dies
-        with anyio.fail_after(10):
-            while outstanding.requests:  # noqa: ASYNC110 (the dead worker's serve task ends)
-                await anyio.sleep(0.01)
+        await back_to_zero()  # the dead worker's serve task ends
         assert await rt.call("pool", "echo", "after") == "after"
-        assert outstanding.requests == 0
+        await back_to_zero()
 
 
 _json_scalars = st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text(max_size=20)
