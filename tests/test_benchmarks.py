@@ -202,3 +202,30 @@ def test_the_scaling_ends_are_medians_of_alternating_rounds(
     target = {t["id"]: t for t in results["targets"]}["scaling_beyond_misses"]
     paired = [t / m for t, m in zip(top["p50_us_rounds"], scaling["A_miss_path_rounds"], strict=True)]
     assert target["measured"] == pytest.approx(statistics.median(paired))
+
+
+def test_the_past_caches_target_pairs_its_rounds() -> None:
+    """Past the caches' capacity, N=max is judged against calls over the first level above it,
+    measured in the same rounds: the median of the rounds' own ratios, not the sweep's (whose
+    two figures are minutes apart)."""
+    from benchmarks.report import evaluate_targets
+
+    level = {"plugins": 0, "p50_us": 0.0}
+    scaling = {
+        "A": [dict(level, plugins=1, p50_us=50.0), dict(level, plugins=100, p50_us=60.0),
+              dict(level, plugins=1000, p50_us=66.0, p50_us_sweep=90.0,
+                   p50_us_rounds=[70.0, 66.0, 64.0])],
+        "A_miss_path_p50_us": 55.0, "A_miss_path_rounds": [56.0, 55.0, 50.0],
+        "A_cache_capacity": 24,
+        "A_past_caches_rounds": {"plugins": 100, "p50_us_rounds": [60.0, 60.0, 58.0]},
+    }
+    results: dict[str, Any] = {"rows": [], "details": {"scaling": scaling}}
+    targets = {t["id"]: t for t in evaluate_targets(results)}
+    assert targets["scaling_past_caches"]["measured"] == pytest.approx(
+        statistics.median([70 / 60, 66 / 60, 64 / 58]))
+    assert targets["scaling_beyond_misses"]["measured"] == pytest.approx(
+        statistics.median([70 / 56, 66 / 55, 64 / 50]))
+    # Without the rounds (results of an older run): the sweep's own figures.
+    del scaling["A_past_caches_rounds"]
+    targets = {t["id"]: t for t in evaluate_targets(results)}
+    assert targets["scaling_past_caches"]["measured"] == pytest.approx(90 / 60)
