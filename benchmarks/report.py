@@ -510,7 +510,8 @@ def markdown(results: dict[str, Any], *, chart_name: str | None = "benchmarks.pn
         f"- **Many plugins** ({scaling_levels}): distinct copies loaded, each called once per "
         "worker, then tiny calls spread round-robin over all loaded plugins." + (
             " The ends the target compares are then measured again side by side, in alternating "
-            "rounds: A over every plugin and A's miss path (1 plugin, `prepared_instances=0`), B "
+            "rounds: A over every plugin, over the first level's past the caches' capacity (among "
+            "the same loaded plugins) and A's miss path (1 plugin, `prepared_instances=0`), B "
             "over every plugin and over the first level's; their rows show the medians of those "
             "rounds (the sweep's figures, and every round, are in the JSON)."
             if s.get("scaling_rounds") else ""),
