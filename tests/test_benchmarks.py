@@ -256,3 +256,14 @@ def test_b_growth_is_an_allowance_never_a_penalty() -> None:
     assert targets["scaling_beyond_wasmtime"]["measured"] == pytest.approx(
         targets["scaling_beyond_misses"]["measured"])
     assert "nothing is taken off" in targets["scaling_beyond_wasmtime"]["note"]
+
+
+def test_the_committed_report_is_what_the_report_makes_of_its_json() -> None:
+    """docs/benchmarks.md is generated, never edited by hand: rendering the committed JSON with
+    today's report code gives it back (a change to the report's wording regenerates it)."""
+    from benchmarks.report import DOCS_DIR, RESULTS_DIR, evaluate_targets, markdown
+
+    results = json.loads((RESULTS_DIR / "benchmarks.json").read_text())
+    results["targets"] = evaluate_targets(results)
+    assert markdown(results, chart_name="benchmarks.png") == (
+        DOCS_DIR / "benchmarks.md").read_text()
