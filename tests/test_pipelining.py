@@ -5,6 +5,7 @@ and under sustained load every worker serves, not only the one that loaded the p
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -14,6 +15,7 @@ import pytest
 from support import write_plugin
 
 from cortex_runtime import Runtime
+from cortex_runtime.flags import flag_type
 from cortex_runtime.pool import AFFINITY_LINE, PoolConfig, WorkerPool
 
 pytestmark = pytest.mark.anyio
@@ -120,6 +122,45 @@ def test_sequential_calls_stay_on_the_most_recently_used_of_equal_workers() -> N
     assert pool._pick("p") is newer  # its CPU and caches are the warmest
     newer.prepared = {}
     assert pool._pick("p") is older  # but an instance made ahead counts for more
+
+
+async def test_callers_waiting_in_line_leave_it_cleanly_when_cancelled() -> None:
+    """A caller cancelled while it waits for a worker leaves the line; one whose turn comes after it
+    was cancelled, before it could leave, passes the turn on: the next caller in line is not left
+    waiting for a worker that is free."""
+    pool = _pool()
+    pool._new_flag = flag_type()  # what start() sets for the running event loop
+    worker = FakeWorker(loaded={"p"}, line=1, service_time=0.00005, last_used=1.0)
+    worker.accepts_more = False  # busy, and its line is full: callers wait
+    pool._ready[:] = [worker]  # type: ignore[list-item]
+    got: dict[str, object] = {}
+    scopes = {name: anyio.CancelScope() for name in "abcd"}
+
+    async def caller(name: str) -> None:
+        with scopes[name]:
+            got[name] = await pool.acquire("p")
+
+    async def until(predicate: Callable[[], bool]) -> None:
+        with anyio.fail_after(5):
+            while not predicate():  # noqa: ASYNC110 (polling the pool's state)
+                await anyio.sleep(0.001)
+
+    async with anyio.create_task_group() as tg:
+        for count, name in enumerate("abcd", 1):  # in this order (trio may start them in any)
+            tg.start_soon(caller, name)
+            await until(lambda count=count: len(pool._waiters) == count)
+        scopes["b"].cancel()  # its turn never came
+        await until(lambda: pool._waiting == 3)
+        assert len(pool._waiters) == 3
+        worker.lent = worker.inflight = 0
+        worker.accepts_more = True  # the worker is free for one caller
+        scopes["a"].cancel()  # a is cancelled, and before it could leave the line ...
+        pool._wake_one()  # ... its turn comes: it must pass the turn on
+        await until(lambda: bool(got))
+        assert got == {"c": worker} and worker.lent == 1
+        scopes["d"].cancel()
+    assert got == {"c": worker}
+    assert pool._waiting == 0 and not pool._waiters
 
 
 async def test_sustained_load_is_spread_over_every_worker(tmp_path: Path) -> None:
