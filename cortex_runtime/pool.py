@@ -228,7 +228,10 @@ class WorkerPool:
 
     @staticmethod
     def _serviceable(worker: Worker) -> bool:
-        return not (worker.doomed or worker.draining or worker.failed is not None) and worker.alive
+        # ``ended``, not ``alive``: a worker reaped in this very turn of the event loop, before
+        # its watcher ran, is still picked; its request then finds the pipe closed (WorkerGone)
+        # and the call goes to another worker.
+        return not (worker.doomed or worker.draining or worker.ended or worker.failed is not None)
 
     def _pick(self, prefer: str | None) -> Worker | None:
         """Best worker for a call of plugin ``prefer``, among the idle ones and those whose line
@@ -450,6 +453,7 @@ class WorkerPool:
         await worker.drain_stderr()
         with anyio.CancelScope(shield=True):
             await worker.process.wait()
+        worker.ended = True
         in_service = worker in self._ready or worker in self._spares
         if self._closed or worker not in self._all or worker.lent or not in_service:
             return  # a borrower, or the code starting it, deals with it

@@ -126,6 +126,10 @@ class Worker:
         self._inbox: collections.deque[dict[str, Any]] = collections.deque()
         self._next_id = 0
         self._closed = False
+        #: Set once the process is known to be gone: our ends of its pipes closed, or the pool's
+        #: watcher reaped it. What the pool reads on every pick, instead of ``alive`` (which asks
+        #: the process object, through three layers of properties, each time).
+        self.ended = False
         #: Plugins loaded in the worker, least recently called first (see
         #: ``Runtime(max_resident_plugins=...)``).
         self.loaded: collections.OrderedDict[str, None] = collections.OrderedDict()
@@ -299,7 +303,7 @@ class Worker:
         if self._closed:
             return
         self._unread_at_close = self._unread_bytes()
-        self._closed = True
+        self._closed = self.ended = True
         if self._reader_registered and self._loop is not None:
             self._loop.remove_reader(self._recv_fd)
             self._reader_registered = False

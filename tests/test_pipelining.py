@@ -86,6 +86,7 @@ class FakeWorker:
         self.doomed = self.draining = False
         self.failed = None
         self.alive = True
+        self.ended = False
         self.accepts_more = True
 
     def head_age(self) -> float:

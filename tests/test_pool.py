@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import time
 from pathlib import Path
 
 import anyio
@@ -192,6 +193,27 @@ async def test_idle_workers_and_spares_killed_are_replaced_at_once(
         assert {p.pid for p in children()} == runtime_pids(rt)
         assert [await rt.call("pool", "echo", i) for i in range(4)] == list(range(4))
         assert rt.stats["started"] == 6
+
+
+async def test_a_worker_dead_before_the_pool_knows_loses_no_call(
+    tmp_path: Path, plugin_dir: Path
+) -> None:
+    """A worker that died a moment ago, before the event loop could tell anyone (not reaped, its
+    reply pipe not yet read to the end), may still be picked: the call's request then finds its
+    pipe closed and goes to another worker, which answers it."""
+    async with runtime(tmp_path, workers=2, spare_workers=0) as rt:
+        await rt.load(plugin_dir)
+        for i in range(3):
+            assert await rt.call("pool", "echo", i) == i
+        # sequential calls stay on the most recently used worker: the next one would go there
+        victim = max(rt._pool._ready, key=lambda worker: worker.last_used)
+        os.kill(victim.pid, signal.SIGKILL)
+        time.sleep(0.3)  # noqa: ASYNC251 (the point: the event loop does not run meanwhile)
+        assert victim.failed is None and not victim.ended  # nothing noticed yet
+        assert await rt.call("pool", "echo", "after") == "after"
+        assert victim.doomed  # the request found its pipe closed
+        await wait_for(lambda: victim.pid not in rt.worker_pids and len(rt.worker_pids) == 2)
+        assert [await rt.call("pool", "echo", i) for i in range(4)] == list(range(4))
 
 
 @pytest.mark.parametrize("anyio_backend", ["trio"])
