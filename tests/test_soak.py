@@ -164,7 +164,11 @@ def test_report_files_hold_every_series(fault_soak: SoakResult) -> None:
     for name in ("throughput", "p50_ms", "p99_ms", "supervisor_rss_mib", "supervisor_fds",
                  "children", "zombies", "worker_rss_max_mib", "restarts", "errors_unexpected"):
         assert len(series[name]) == samples, name
-    assert len(series["worker_rss_mib"]) == samples and series["worker_rss_mib"][-1]
+    # Per worker, per sample. Under six SIGKILLs a second a sample may find every worker just
+    # killed (about a third of them do, the last one included now and then): some must not.
+    worker_rss = series["worker_rss_mib"]
+    assert len(worker_rss) == samples and any(worker_rss)
+    assert all(mib > 0 for sample in worker_rss for mib in sample.values())
     assert series["errors_by_outcome"] and all(len(v) == samples
                                                for v in series["errors_by_outcome"].values())
     outcomes = data["accounting"]["outcomes"]
