@@ -1,4 +1,5 @@
-"""Helpers shared by the pool, protocol and CLI tests: tiny WAT plugins written to disk."""
+"""Helpers shared by the pool, protocol and CLI tests: tiny WAT plugins written to disk, and
+waiting for the pool's state to settle."""
 
 from __future__ import annotations
 
@@ -139,3 +140,11 @@ async def cancel_after_checkpoints(k: int, call: Callable[[], Awaitable[object]]
             await call()
             completed = True
     return completed, scope.cancelled_caught
+
+
+async def wait_for(predicate: Callable[[], object], timeout: float = 5.0) -> None:
+    """Poll ``predicate`` until it holds (state that no event announces: process tables, the
+    pool's bookkeeping); fail after ``timeout`` seconds."""
+    with anyio.fail_after(timeout):
+        while not predicate():  # noqa: ASYNC110 (polling state no event announces)
+            await anyio.sleep(0.01)

@@ -5,14 +5,13 @@ and under sustained load every worker serves, not only the one that loaded the p
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 
 import anyio
 import anyio.lowlevel
 import pytest
-from support import write_plugin
+from support import wait_for, write_plugin
 
 from cortex_runtime import Runtime
 from cortex_runtime.flags import flag_type
@@ -141,23 +140,18 @@ async def test_callers_waiting_in_line_leave_it_cleanly_when_cancelled() -> None
         with scopes[name]:
             got[name] = await pool.acquire("p")
 
-    async def until(predicate: Callable[[], bool]) -> None:
-        with anyio.fail_after(5):
-            while not predicate():  # noqa: ASYNC110 (polling the pool's state)
-                await anyio.sleep(0.001)
-
     async with anyio.create_task_group() as tg:
         for count, name in enumerate("abcd", 1):  # in this order (trio may start them in any)
             tg.start_soon(caller, name)
-            await until(lambda count=count: len(pool._waiters) == count)
+            await wait_for(lambda count=count: len(pool._waiters) == count)
         scopes["b"].cancel()  # its turn never came
-        await until(lambda: pool._waiting == 3)
+        await wait_for(lambda: pool._waiting == 3)
         assert len(pool._waiters) == 3
         worker.lent = worker.inflight = 0
         worker.accepts_more = True  # the worker is free for one caller
         scopes["a"].cancel()  # a is cancelled, and before it could leave the line ...
         pool._wake_one()  # ... its turn comes: it must pass the turn on
-        await until(lambda: bool(got))
+        await wait_for(lambda: bool(got))
         assert got == {"c": worker} and worker.lent == 1
         scopes["d"].cancel()
     assert got == {"c": worker}

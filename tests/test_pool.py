@@ -20,6 +20,7 @@ from support import (
     children,
     gone_soon,
     runtime_pids,
+    wait_for,
     wait_gone,
     write_plugin,
 )
@@ -56,12 +57,6 @@ async def echo_many(rt: Runtime, count: int, results: list[object]) -> None:
     async with anyio.create_task_group() as tg:
         for i in range(count):
             tg.start_soon(one, i)
-
-
-async def wait_for(predicate: object, timeout: float = 5.0) -> None:
-    with anyio.fail_after(timeout):
-        while not predicate():  # type: ignore[operator]  # noqa: ASYNC110 (polling process state)
-            await anyio.sleep(0.01)
 
 
 async def test_sigkill_of_a_busy_worker_fails_only_its_call(tmp_path: Path, plugin_dir: Path) -> None:

@@ -22,7 +22,7 @@ import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from support import write_plugin
+from support import wait_for, write_plugin
 
 import cortex_runtime.worker as worker_module
 from cortex_runtime import Runtime
@@ -591,9 +591,7 @@ async def test_the_count_of_requests_in_flight_returns_to_zero(
             # The pool's own requests (a spare loading the plugin after the settle time, a
             # replacement warming up) may still be in flight when a caller's call returns; a
             # count that leaked never gets back to zero.
-            with anyio.fail_after(10):
-                while outstanding.requests:  # noqa: ASYNC110
-                    await anyio.sleep(0.01)
+            await wait_for(lambda: outstanding.requests == 0, timeout=10)
 
         async with anyio.create_task_group() as tg:
             for i in range(200):
