@@ -46,6 +46,7 @@ from .manifest import MANIFEST_NAME, Manifest
 from .pool import PoolConfig, WorkerPool
 from .quarantine import Quarantine
 from .staging import Staged, Stager
+from .utf8 import invalid_utf8_at
 from .worker import (
     FATAL_KINDS,
     RETIRED,
@@ -922,13 +923,12 @@ def _json_text_bytes(input_json: str | bytes, plugin: str) -> bytes:
 def _check_json_text(payload: bytes, plugin: str, *, utf8_known: bool = False) -> None:
     """One JSON document (RFC 8259) in valid UTF-8, or ``InvalidInput``. ``utf8_known``: the
     bytes were encoded from a ``str`` here, so they are valid UTF-8 (no second look)."""
+    if not utf8_known:
+        bad = invalid_utf8_at(payload)
+        if bad is not None:
+            raise InvalidInput(f"input is not valid JSON: not UTF-8 at byte {bad}", plugin=plugin)
     try:
-        if not utf8_known:
-            payload.decode("utf-8")
         _JSON_SYNTAX.decode(payload)
-    except UnicodeDecodeError as exc:
-        raise InvalidInput(f"input is not valid JSON: not UTF-8 at byte {exc.start}",
-                           plugin=plugin) from None
     except msgspec.DecodeError as exc:
         raise InvalidInput(f"input is not valid JSON: {exc}", plugin=plugin) from None
 
