@@ -65,7 +65,7 @@ def test_known_answers(data: bytes, expected: int | None) -> None:
     assert utf8.invalid_utf8_at(data) == expected
 
 
-@settings(max_examples=3000, deadline=None)
+@settings(max_examples=1000, deadline=None)
 @given(st.lists(st.sampled_from(_EDGES), max_size=24), st.integers(0, 40))
 def test_c_and_python_agree_on_the_edges(codes: list[int], ascii_before: int) -> None:
     data = b"a" * ascii_before + bytes(codes)
