@@ -50,6 +50,7 @@ from sandbox.jsoncheck import InvalidResult, decode_result
 
 from .errors import ProtocolError, WorkerCrashed
 from .flags import AsyncioFlag, Flag, flag_type
+from .placement import Placement, current_cpu
 
 log = structlog.get_logger("cortex_runtime")
 
@@ -100,6 +101,12 @@ class EncodedRequest:
 #: How long the supervisor may poll for a load's reply (and the reply to the first call behind
 #: it) before it sleeps: see ``Worker._may_spin``.
 LOAD_SPIN_SECONDS = 0.001
+#: A request the worker has not begun to read this long after it was written, while the
+#: supervisor polls for its reply: the supervisor checks whether the worker waits for the
+#: supervisor's own CPU (see ``Worker._may_spin`` and ``cortex_runtime.placement``).
+UNREAD_GRACE = 30e-6
+#: The polling for a reply lasts at most this many spin windows (see ``Worker._may_spin``).
+MAX_SPIN_WINDOWS = 5
 
 
 class Outstanding:
@@ -195,6 +202,12 @@ class Worker:
         #: reply (a moving average; 0 before the first): how long the pool expects each request
         #: queued on this worker to add to the wait of those behind it.
         self.service_time = 0.0
+        #: Seconds the worker itself recently took per call (the ``elapsed_us`` of its replies,
+        #: a moving average): whether its calls are quick, whatever the pipes and CPUs add.
+        self.work_time = 0.0
+        self._placement = Placement(self.pid)
+        #: The request whose placement ``_may_spin`` checked last (its call id).
+        self._placement_checked = 0
         self._unqueueable = 0
         #: Chores among the requests in flight (see ``working``).
         self._chores = 0
@@ -315,6 +328,7 @@ class Worker:
         if self._statm is not None and self._statm >= 0:
             os.close(self._statm)
         self._statm = -1
+        self._placement.close()
         self._wakeup.set()  # an idle ``serve`` loop notices and ends
 
     def rss(self) -> int:
@@ -523,7 +537,7 @@ class Worker:
                     self._chores -= head.chore
                     now = time.monotonic()
                     if head.call:  # loads and prepares are one-offs, not the line's usual pace
-                        self._note_service(now - head.started)
+                        self._note_service(now - head.started, reply.get("elapsed_us"))
                     if self._inflight:
                         self._inflight[0].started = now
                     if reply.get("ok") is False:
@@ -548,12 +562,12 @@ class Worker:
                 with anyio.CancelScope(shield=True):
                     await self.kill()
 
-    def _note_service(self, seconds: float) -> None:
-        """Fold one request's time at the head of the line into ``service_time``."""
-        if self.service_time:
-            self.service_time += (seconds - self.service_time) * SERVICE_TIME_WEIGHT
-        else:
-            self.service_time = seconds
+    def _note_service(self, seconds: float, elapsed_us: Any = None) -> None:
+        """Fold one call's time at the head of the line into ``service_time``, and the time
+        the worker says it took into ``work_time``."""
+        self.service_time = _moving_average(self.service_time, seconds)
+        if isinstance(elapsed_us, int):
+            self.work_time = _moving_average(self.work_time, elapsed_us / 1e6)
 
     def _fail_all(self, error: BaseException) -> None:
         """The channel is dead: the head request gets ``error``; the rest never ran. Nor did the
@@ -651,9 +665,18 @@ class Worker:
     def _may_spin(self) -> bool:
         """Whether to poll the reply pipe on the next turn of the event loop rather than sleep
         until it is readable: only for the one request in flight in the whole pool, expected
-        quick (its worker's recent requests took at most the spin window), and only within the
-        window. The loop keeps turning, so other tasks run as usual; what it saves is the wake-up
-        of an idle CPU when the reply comes, ~30-40 µs of a tiny call's round trip on a VM.
+        quick (the worker's own recent calls took at most the spin window), and only until the
+        spin window has passed beyond the usual round trip (``service_time``; at most
+        MAX_SPIN_WINDOWS windows in all). The loop keeps turning, so other tasks run as usual;
+        what it saves is the wake-up of an idle CPU when the reply comes, ~30-40 µs of a tiny
+        call's round trip on a VM. And a supervisor woken by the reply may be put on the
+        worker's CPU, after which the two run one after the other: quickness is judged by the
+        worker's own time, and the window stretched with the round trip, so that a slower host,
+        or a round trip that co-location has already slowed, does not stop the polling that
+        keeps them apart (docs/performance.md, calls after an idle spell). A worker that has not
+        begun to read its request ``UNREAD_GRACE`` into the polling was woken onto this CPU, or
+        is waking elsewhere: in the first case it is moved off this CPU, which the polling
+        would otherwise keep from it (``cortex_runtime.placement``).
 
         After a load has headed this worker's line, with at most one request behind it (usually
         the plugin's first call) and nothing else in flight in the pool, it polls until
@@ -669,8 +692,27 @@ class Worker:
             return True
         if lined_up != 1:
             return False
-        started = self._inflight[0].started
-        return self.service_time <= spin and started is not None and now - started < spin
+        head = self._inflight[0]
+        started = head.started
+        if (self.work_time > spin or started is None
+                or now - started >= reply_poll_window(spin, self.service_time)):
+            return False
+        if now - started < UNREAD_GRACE or self._placement_checked == head.call_id:
+            return True
+        self._placement_checked = head.call_id
+        if not self._line_unread():
+            return True  # the worker is at it
+        # It has not run since the request woke it. Waiting for this very CPU, it would wait
+        # for the polling to end: move it off (or, if it cannot be moved, stop polling).
+        cpu = current_cpu()
+        if cpu is None or self._placement.cpu() != cpu:
+            return True  # waking elsewhere
+        return self._placement.move_off(cpu)
+
+    def _line_unread(self) -> bool:
+        """Whether the worker has read nothing of its line yet (every byte still in the pipe)."""
+        unread = self._unread_bytes()
+        return unread is not None and unread >= sum(p.frame_bytes for p in self._inflight)
 
     async def _wait_readable(self) -> None:
         """Until the reply pipe has something to read. On asyncio the pipe is registered with
@@ -749,6 +791,17 @@ PIPE_BYTES = 1 << 20
 async def _asyncio_turn() -> None:
     """One turn of the asyncio event loop (its poll for I/O then does not block)."""
     await asyncio.sleep(0)
+
+
+def reply_poll_window(spin: float, service_time: float) -> float:
+    """Seconds from a lone quick request's write during which its reply is polled for: the
+    spin window past the worker's usual round trip, and at most MAX_SPIN_WINDOWS windows."""
+    return min(spin + service_time, spin * MAX_SPIN_WINDOWS)
+
+
+def _moving_average(average: float, sample: float) -> float:
+    """``average`` moved toward ``sample`` by SERVICE_TIME_WEIGHT (``sample`` itself at first)."""
+    return average + (sample - average) * SERVICE_TIME_WEIGHT if average else sample
 
 
 def _widen_pipe(fd: int) -> None:

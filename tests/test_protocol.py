@@ -11,11 +11,13 @@ import contextlib
 import fcntl
 import os
 import select
+import signal
 import struct
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import anyio
 import orjson
@@ -24,6 +26,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from support import wait_for, write_plugin
 
+import cortex_runtime.placement as placement_module
 import cortex_runtime.worker as worker_module
 from cortex_runtime import Runtime
 from cortex_runtime.errors import (
@@ -524,17 +527,76 @@ async def test_the_supervisor_polls_only_for_a_lone_quick_call(
             assert await rt.call("pool", "echo", i) == i
         assert turns[0] > 0  # polled for the lone calls' replies
 
+        turns[0] = 0
+        for i in range(5):
+            for worker in rt._pool._ready:
+                worker.service_time = 1.0  # a slow round trip, of quick work: still polled for
+            assert await rt.call("pool", "echo", i) == i
+        assert turns[0] > 0
+
         for worker in rt._pool._ready:
-            worker.service_time = 1.0  # its calls take longer than the window: sleep instead
+            worker.work_time = 1.0  # the worker's calls take longer than the window: sleep
         turns[0] = 0
         assert await rt.call("pool", "echo", "slow") == "slow"
         assert turns[0] == 0
 
         rt._pool.outstanding.spin = 0.0  # supervisor_spin=0
         for worker in rt._pool._ready:
-            worker.service_time = 0.0
+            worker.service_time = worker.work_time = 0.0
         assert await rt.call("pool", "echo", "off") == "off"
         assert turns[0] == 0
+
+
+def test_a_reply_is_polled_for_a_window_past_the_usual_round_trip() -> None:
+    """The window stretches with the worker's round trip (a slower host, or a supervisor and
+    worker that share a CPU), so that the supervisor keeps polling rather than sleep and be
+    woken onto the worker's CPU; never past MAX_SPIN_WINDOWS windows."""
+    window = worker_module.reply_poll_window
+    assert window(200e-6, 0.0) == pytest.approx(200e-6)
+    assert window(200e-6, 50e-6) == pytest.approx(250e-6)
+    assert window(200e-6, 600e-6) == pytest.approx(800e-6)
+    assert window(200e-6, 1.0) == pytest.approx(200e-6 * worker_module.MAX_SPIN_WINDOWS)
+
+
+@pytest.mark.parametrize("worker_cpu, moves", [(7, [7]), (3, [])])
+async def test_a_worker_that_waits_for_the_supervisor_s_cpu_is_moved_off_it(
+    tmp_path: Path, plugin_dir: Path, monkeypatch: pytest.MonkeyPatch,
+    worker_cpu: int, moves: list[int]
+) -> None:
+    """A request still unread UNREAD_GRACE into the polling for its reply: the worker has not
+    run since it was woken. Queued on the supervisor's CPU (7 here), it is moved off it, once
+    per request; waking on another CPU (3), it is left alone and the polling goes on."""
+    moved: list[int] = []
+    checks: list[int] = []
+    monkeypatch.setattr(worker_module, "current_cpu", lambda: 7)
+
+    def cpu(self: Any) -> int:
+        checks.append(self.pid)
+        return worker_cpu
+
+    def move_off(self: Any, cpu: int) -> bool:
+        moved.append(cpu)
+        return True
+
+    monkeypatch.setattr(placement_module.Placement, "cpu", cpu)
+    monkeypatch.setattr(placement_module.Placement, "move_off", move_off)
+    async with Runtime(workers=1, spare_workers=0, cache_dir=tmp_path / "cache",
+                       supervisor_spin=0.01) as rt:
+        await rt.load(plugin_dir)
+        await rt.call("pool", "echo", 0)
+        [pid] = rt.worker_pids
+        checks.clear()
+        moved.clear()
+        os.kill(pid, signal.SIGSTOP)  # the request stays unread while the supervisor polls
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(rt.call, "pool", "echo", 1)
+                await anyio.sleep(0.02)
+                os.kill(pid, signal.SIGCONT)
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        assert checks == [pid]  # once for the request, not on every turn
+        assert moved == moves
 
 
 async def test_the_supervisor_polls_for_a_load_and_the_first_call_behind_it(
@@ -552,7 +614,7 @@ async def test_the_supervisor_polls_for_a_load_and_the_first_call_behind_it(
         async with Runtime(workers=1, spare_workers=0, cache_dir=cache,
                            supervisor_spin=spin) as rt:
             for worker in rt._pool._ready:
-                worker.service_time = 1.0  # the lone-call poll would not run for it
+                worker.work_time = 1.0  # the lone-call poll would not run for it
             turns = count_turns(rt)
             if busy:
                 rt._pool.outstanding.requests += 1  # another request in flight in the pool
