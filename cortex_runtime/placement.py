@@ -65,15 +65,15 @@ class Placement:
 
     def move_off(self, cpu: int) -> bool:
         """Move the worker's main thread off ``cpu`` if its CPU mask allows another, leaving
-        the mask as it was; False if it could not be moved (it is then not tried again)."""
+        the mask as it was; False if it could not be moved (a mask of that CPU alone, a process
+        that is gone or not ours to move)."""
         try:
             mask = os.sched_getaffinity(self.pid)
             if cpu not in mask or len(mask) < 2:
                 return False
             os.sched_setaffinity(self.pid, mask - {cpu})
             os.sched_setaffinity(self.pid, mask)
-        except OSError:  # gone, or not ours to move: stop trying
-            self.close()
+        except OSError:
             return False
         return True
 

@@ -703,11 +703,13 @@ class Worker:
         if not self._line_unread():
             return True  # the worker is at it
         # It has not run since the request woke it. Waiting for this very CPU, it would wait
-        # for the polling to end: move it off (or, if it cannot be moved, stop polling).
+        # for the polling to end: move it off, or, if it cannot be moved (or where it waits
+        # cannot be told), stop polling and let it run.
         cpu = current_cpu()
-        if cpu is None or self._placement.cpu() != cpu:
+        where = self._placement.cpu()
+        if cpu is not None and where is not None and where != cpu:
             return True  # waking elsewhere
-        return self._placement.move_off(cpu)
+        return cpu is not None and self._placement.move_off(cpu)
 
     def _line_unread(self) -> bool:
         """Whether the worker has read nothing of its line yet (every byte still in the pipe)."""

@@ -558,14 +558,16 @@ def test_a_reply_is_polled_for_a_window_past_the_usual_round_trip() -> None:
     assert window(200e-6, 1.0) == pytest.approx(200e-6 * worker_module.MAX_SPIN_WINDOWS)
 
 
-@pytest.mark.parametrize("worker_cpu, moves", [(7, [7]), (3, [])])
+@pytest.mark.parametrize("worker_cpu, movable, moves",
+                         [(7, True, [7]), (7, False, [7]), (3, True, [])])
 async def test_a_worker_that_waits_for_the_supervisor_s_cpu_is_moved_off_it(
     tmp_path: Path, plugin_dir: Path, monkeypatch: pytest.MonkeyPatch,
-    worker_cpu: int, moves: list[int]
+    worker_cpu: int, movable: bool, moves: list[int]
 ) -> None:
     """A request still unread UNREAD_GRACE into the polling for its reply: the worker has not
     run since it was woken. Queued on the supervisor's CPU (7 here), it is moved off it, once
-    per request; waking on another CPU (3), it is left alone and the polling goes on."""
+    per request (one that cannot be moved is let run: the polling stops); waking on another
+    CPU (3), it is left alone and the polling goes on."""
     moved: list[int] = []
     checks: list[int] = []
     monkeypatch.setattr(worker_module, "current_cpu", lambda: 7)
@@ -576,7 +578,7 @@ async def test_a_worker_that_waits_for_the_supervisor_s_cpu_is_moved_off_it(
 
     def move_off(self: Any, cpu: int) -> bool:
         moved.append(cpu)
-        return True
+        return movable
 
     monkeypatch.setattr(placement_module.Placement, "cpu", cpu)
     monkeypatch.setattr(placement_module.Placement, "move_off", move_off)
