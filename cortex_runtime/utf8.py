@@ -16,7 +16,7 @@ from pathlib import Path
 import sandbox
 
 #: The project's native library (see ``sandbox/guest.py``); only its UTF-8 check is used here.
-LIBRARY = Path(sandbox.__file__).with_name("_guest_native.so")
+LIBRARY = Path(sandbox.__file__).with_name(sandbox.NATIVE_LIBRARY)
 
 _Check = Callable[[bytes, int], int]
 

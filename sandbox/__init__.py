@@ -8,3 +8,6 @@ fast and carries nothing it does not need. The supervisor may import from here; 
 #: pages), and at most (the pool's slots also serve the running call and the spent one).
 PREPARED_PLUGINS = 4
 MAX_PREPARED_PLUGINS = 6
+#: The native library beside this package (scripts/build-native): the worker's call path
+#: (sandbox/guest.py) and the supervisor's UTF-8 check (cortex_runtime/utf8.py).
+NATIVE_LIBRARY = "_guest_native.so"

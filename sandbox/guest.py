@@ -27,6 +27,8 @@ import wasmtime
 from wasmtime import _ffi as ffi
 from wasmtime._func import maybe_raise_last_exn
 
+from . import NATIVE_LIBRARY
+
 _P = ctypes.c_void_p
 _U64 = ctypes.c_uint64
 _I64 = ctypes.c_int64
@@ -183,7 +185,6 @@ def _load_native(library: Path | None = None) -> _Native | None:
         return None
 
 
-NATIVE_LIBRARY = "_guest_native.so"
 #: CORTEX_NATIVE_ABI in native/guest_native.c: the functions' parameters and the scratch layout.
 NATIVE_ABI = 4
 _native = _load_native()
