@@ -45,7 +45,7 @@ class Placement:
 
     def __init__(self, pid: int) -> None:
         self.pid = pid
-        #: /proc/<pid>/stat, opened on first use and kept (-1: none, or moving is refused).
+        #: /proc/<pid>/stat, opened on first use and kept (-1: none, or closed).
         self._stat: int | None = None
 
     def cpu(self) -> int | None:
