@@ -166,7 +166,14 @@ class EpochTicker:
 
     It keeps ticking between back-to-back calls and parks only after ``IDLE_PARK_SECONDS``
     without one: waking a parked thread for every call would cost a futex wake-up and a GIL
-    hand-off per call, and an idle worker should not wake 500 times a second."""
+    hand-off per call, and an idle worker should not wake 500 times a second.
+
+    The epoch follows the clock, not the thread's wake-ups: a late wake-up counts every tick
+    that has fallen due. Late wake-ups are the rule under load: the worker runs under
+    SCHED_BATCH, so this thread, woken on a CPU where a guest loops, waits for the scheduler's
+    next tick (4 ms at 250 Hz) instead of preempting the guest; counting wake-ups made a 100 ms
+    timeout fire after 200-330 ms. So that ticks owed from before a call cannot cut its time
+    short, a call brings the epoch up to date (``catch_up``) before it sets its deadline."""
 
     IDLE_PARK_SECONDS = 0.1
 
@@ -176,21 +183,45 @@ class EpochTicker:
         self._busy = False
         self._running = False
         self._last_busy = 0.0
+        #: When the last counted tick fell due (None while parked); guarded by ``_lock``, which
+        #: also makes a catch-up and the ticks it counts one step.
+        self._ticked: float | None = None
+        self._lock = threading.Lock()
         threading.Thread(target=self._run, name="epoch-ticker", daemon=True).start()
 
     def _run(self) -> None:
         while True:
             self._wake.wait()
+            with self._lock:
+                if self._ticked is None:  # resumed: the time spent parked is no call's
+                    self._ticked = time.monotonic()
             time.sleep(EPOCH_TICK_SECONDS)
-            for engine in self._engines:
-                engine.increment_epoch()
+            self.catch_up()
             if self._busy or time.monotonic() - self._last_busy < self.IDLE_PARK_SECONDS:
                 continue
+            with self._lock:
+                self._ticked = None
             self._running = False
             self._wake.clear()
             if self._busy:  # a call started while we parked: keep going (see start())
                 self._running = True
                 self._wake.set()
+
+    def catch_up(self) -> None:
+        """Advance the epoch by every tick that has fallen due since the last one counted."""
+        ticked = self._ticked
+        if ticked is None or time.monotonic() - ticked < EPOCH_TICK_SECONDS:
+            return  # nothing due: the usual case, without the lock (ticks are published counted)
+        with self._lock:
+            ticked = self._ticked
+            if ticked is None:
+                return
+            due = int((time.monotonic() - ticked) / EPOCH_TICK_SECONDS)
+            for _ in range(due):
+                for engine in self._engines:
+                    engine.increment_epoch()
+            if due > 0:  # only once they are counted: a caller that sees it owes nothing
+                self._ticked = ticked + due * EPOCH_TICK_SECONDS
 
     def start(self) -> None:
         # Order matters: _busy before _running, the reverse of the parking thread's order, so
@@ -367,6 +398,7 @@ class Executor:
 
     def _new_guest(self, plugin: LoadedPlugin, ctx: CallContext, *, fuel: int, timeout_ms: float,
                    max_pages: int) -> Guest:
+        self.ticker.catch_up()  # the deadline counts from now (see EpochTicker)
         guest = Guest.configured(self._engine_addresses[plugin.memory_init], fuel=fuel,
                                  ticks=ticks_for(timeout_ms), memory_bytes=max_pages * PAGE,
                                  table_elements=MAX_TABLE_ELEMENTS, instances=1,
@@ -467,6 +499,7 @@ class Executor:
                 and prepared.fuel_used < fuel):
             ctx, guest, state = prepared.ctx, prepared.guest, prepared.state
             guest.set_fuel(fuel - prepared.fuel_used)  # instantiation's fuel counts against the call
+            self.ticker.catch_up()
             guest.set_deadline(ticks_for(timeout_ms))
         else:
             if prepared is not None:
