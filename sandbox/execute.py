@@ -33,7 +33,7 @@ from .engine import (
     make_engines,
 )
 from .framing import ATTACHMENT, LARGE_FRAME_BYTES
-from .guest import BadAllocation, Guest, GuestExportError, address_of
+from .guest import BadAllocation, Guest, GuestExportError, address_of, increment_epoch
 from .jsoncheck import InvalidResult, decode_result
 
 PAGE = 65536
@@ -173,12 +173,17 @@ class EpochTicker:
     SCHED_BATCH, so this thread, woken on a CPU where a guest loops, waits for the scheduler's
     next tick (4 ms at 250 Hz) instead of preempting the guest; counting wake-ups made a 100 ms
     timeout fire after 200-330 ms. So that ticks owed from before a call cannot cut its time
-    short, a call brings the epoch up to date (``catch_up``) before it sets its deadline."""
+    short, a call brings the epoch up to date (``catch_up``) before it sets its deadline.
+
+    A guest looping through ``cortex`` host calls holds the GIL in Python for most of each turn
+    and retakes it at once after each, which starved this thread of it for up to a quarter of a
+    second; those host functions catch up themselves (a clock read while nothing is due)."""
 
     IDLE_PARK_SECONDS = 0.1
 
     def __init__(self, engines: Iterable[wasmtime.Engine]) -> None:
-        self._engines = tuple(engines)
+        self._engines = tuple(engines)  # kept alive for the addresses below
+        self._engine_addresses = tuple(address_of(engine) for engine in self._engines)
         self._wake = threading.Event()
         self._busy = False
         self._running = False
@@ -218,8 +223,8 @@ class EpochTicker:
                 return
             due = int((time.monotonic() - ticked) / EPOCH_TICK_SECONDS)
             for _ in range(due):
-                for engine in self._engines:
-                    engine.increment_epoch()
+                for engine in self._engine_addresses:
+                    increment_epoch(engine)
             if due > 0:  # only once they are counted: a caller that sees it owes nothing
                 self._ticked = ticked + due * EPOCH_TICK_SECONDS
 
@@ -229,6 +234,9 @@ class EpochTicker:
         self._busy = True
         if not self._running:
             self._running = True
+            with self._lock:  # counting from now, before this thread has the CPU and the GIL
+                if self._ticked is None:
+                    self._ticked = time.monotonic()
             self._wake.set()
 
     def stop(self) -> None:
@@ -371,11 +379,13 @@ class Executor:
         return read_guest(memory, caller, ptr, min(length, MAX_MESSAGE_BYTES))
 
     def _host_error(self, caller: wasmtime.Caller, ptr: int, length: int) -> None:
+        self.ticker.catch_up()  # a guest looping through host calls keeps the ticker from the GIL
         data = self._guest_bytes(caller, ptr, length)
         if self._ctx is not None and self._ctx.error is None:
             self._ctx.error = data.decode("utf-8", "replace")
 
     def _host_log(self, caller: wasmtime.Caller, level: int, ptr: int, length: int) -> None:
+        self.ticker.catch_up()
         data = self._guest_bytes(caller, ptr, length)
         if self._ctx is not None:
             self._ctx.add_log(LEVELS.get(level, "info"), "log", data)

@@ -55,6 +55,10 @@ _export_nth = _keeping_gil("wasmtime_instance_export_nth", ctypes.c_bool, _P, _P
 _memory_data = _keeping_gil("wasmtime_memory_data", _P, _P, _P)
 _memory_size = _keeping_gil("wasmtime_memory_data_size", ctypes.c_size_t, _P, _P)
 _memory_grow = _keeping_gil("wasmtime_memory_grow", _P, _P, _P, _U64, _P)
+#: Advances an engine's epoch (the engine's address, see ``address_of``). It keeps the GIL: the
+#: ticker's thread would otherwise have to win it back after every increment, and while a guest
+#: loops through host calls (Python) that takes up to the interpreter's switch interval (5 ms).
+increment_epoch = _keeping_gil("wasmtime_engine_increment_epoch", None, _P)
 _instantiate = _releasing_gil("wasmtime_instance_pre_instantiate", _P, _P, _P, _P, _P)
 _call_unchecked = _releasing_gil("wasmtime_func_call_unchecked", _P, _P, _P, _P, ctypes.c_size_t, _P)
 

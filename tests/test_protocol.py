@@ -629,7 +629,12 @@ async def test_the_supervisor_polls_for_a_load_and_the_first_call_behind_it(
     # The window is 1 ms from the load's write; a slow or busy machine can let it pass before
     # the supervisor first looks for the reply. Which requests are polled for is what is tested.
     monkeypatch.setattr(worker_module, "LOAD_SPIN_SECONDS", 1.0)
-    assert await load_and_first_call(spin=0.01) > 0
+    # A supervisor kept off the CPU until both replies are in reads them without a turn (seen
+    # once, with other work pinned to its CPU): one of three tries must poll.
+    for _ in range(3):
+        if (polled := await load_and_first_call(spin=0.01)) > 0:
+            break
+    assert polled > 0
     assert await load_and_first_call(spin=0.01, busy=True) == 0
     assert await load_and_first_call(spin=0.0) == 0
     monkeypatch.setattr(worker_module, "LOAD_SPIN_SECONDS", 0.0)
