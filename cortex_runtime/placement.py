@@ -17,6 +17,8 @@ import ctypes
 import os
 from collections.abc import Callable
 
+from .procfile import ProcFile
+
 #: /proc/<pid>/stat: the fields after the command's closing parenthesis start at field 3
 #: (state); field 39 is the CPU the task last ran on, or is queued on.
 _PROCESSOR_FIELD = 39 - 3
@@ -45,22 +47,16 @@ class Placement:
 
     def __init__(self, pid: int) -> None:
         self.pid = pid
-        #: /proc/<pid>/stat, opened on first use and kept (-1: none, or closed).
-        self._stat: int | None = None
+        self._stat = ProcFile(pid, "stat")
 
     def cpu(self) -> int | None:
         """The CPU the worker's main thread last ran on, or is waiting for (None if unknown)."""
-        if self._stat is None:
-            try:
-                self._stat = os.open(f"/proc/{self.pid}/stat", os.O_RDONLY | os.O_CLOEXEC)
-            except OSError:
-                self._stat = -1
-        if self._stat < 0:
+        stat = self._stat.read(1024)
+        if stat is None:
             return None
         try:
-            fields = os.pread(self._stat, 1024, 0).rsplit(b")", 1)[1].split()
-            return int(fields[_PROCESSOR_FIELD])
-        except (OSError, ValueError, IndexError):
+            return int(stat.rsplit(b")", 1)[1].split()[_PROCESSOR_FIELD])
+        except (ValueError, IndexError):
             return None
 
     def move_off(self, cpu: int) -> bool:
@@ -78,6 +74,4 @@ class Placement:
         return True
 
     def close(self) -> None:
-        if self._stat is not None and self._stat >= 0:
-            os.close(self._stat)
-        self._stat = -1
+        self._stat.close()

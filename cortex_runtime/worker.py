@@ -51,6 +51,7 @@ from sandbox.jsoncheck import InvalidResult, decode_result
 from .errors import ProtocolError, WorkerCrashed
 from .flags import AsyncioFlag, Flag, flag_type
 from .placement import Placement, current_cpu
+from .procfile import ProcFile
 
 log = structlog.get_logger("cortex_runtime")
 
@@ -189,8 +190,8 @@ class Worker:
         self.prepared: collections.OrderedDict[str, None] = collections.OrderedDict()
         self.prepared_limit = PREPARED_PLUGINS
         self.rss_checked_at = 0
-        #: /proc/<pid>/statm, opened on the first ``rss()`` (-1 where there is none).
-        self._statm: int | None = None
+        #: Read by ``rss()``.
+        self._statm = ProcFile(self.pid, "statm")
         #: Plugins being loaded into this worker right now (digest -> done).
         self.loading: dict[str, anyio.Event] = {}
         #: Of those, the ones whose load request is already in the pipe: a call sent now runs
@@ -325,9 +326,7 @@ class Worker:
         for fd in (self._send_fd, self._recv_fd):
             anyio.notify_closing(fd)
             os.close(fd)
-        if self._statm is not None and self._statm >= 0:
-            os.close(self._statm)
-        self._statm = -1
+        self._statm.close()
         self._placement.close()
         self._wakeup.set()  # an idle ``serve`` loop notices and ends
 
@@ -338,15 +337,11 @@ class Worker:
         for ``psutil.Process(pid).memory_info()`` (the pool checks every 16th call: that had been
         ~3% of the supervisor's time per call under load), and tied to this very process even
         if its pid were reused. psutil where there is no /proc."""
-        if self._statm is None:
+        statm = self._statm.read(128)
+        if self._statm.readable:
             try:
-                self._statm = os.open(f"/proc/{self.pid}/statm", os.O_RDONLY | os.O_CLOEXEC)
-            except OSError:
-                self._statm = -1
-        if self._statm >= 0:
-            try:
-                return int(os.pread(self._statm, 128, 0).split()[1]) * PAGE_BYTES
-            except (OSError, ValueError, IndexError):
+                return int((statm or b"").split()[1]) * PAGE_BYTES
+            except (ValueError, IndexError):
                 return 0
         if self._closed:
             return 0

@@ -351,10 +351,10 @@ async def test_worker_rss_matches_psutil_and_its_descriptor_closes_with_the_work
         (worker,) = rt._pool._ready
         ours, theirs = worker.rss(), psutil.Process(worker.pid).memory_info().rss
         assert ours > 4 << 20 and abs(ours - theirs) < 2 << 20
-        statm = os.readlink(f"/proc/self/fd/{worker._statm}")
+        statm = os.readlink(f"/proc/self/fd/{worker._statm._fd}")
         assert statm == f"/proc/{worker.pid}/statm"
     assert worker.rss() == 0
-    assert worker._statm == -1
+    assert worker._statm._fd == -1
 
 
 async def test_restart_storm_backs_off_and_recovers(
