@@ -83,3 +83,61 @@ async def test_a_serving_worker_that_compiled_gives_the_compilers_pages_back(
         after = library_code_kib(pid)
         assert after <= at_start + 2048, (at_start, after)
         assert rt.worker_pids == [pid]  # the same worker, still serving
+
+
+def mapped_files(pid: int | str = "self") -> set[str]:
+    """The names of the files process ``pid`` maps."""
+    with open(f"/proc/{pid}/maps", encoding="ascii", errors="replace") as maps:
+        return {Path(fields[5]).name for fields in (line.split() for line in maps) if len(fields) == 6}
+
+
+@pytest.mark.anyio
+async def test_a_worker_leaves_openssl_unloaded_even_when_it_checks_and_compiles_a_wasm_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # hashlib would map OpenSSL's libcrypto (3.4 MB resident) for the SHA-256 of each module the
+    # worker reads; with the artifact refused, this worker reads, hashes and compiles the wasm.
+    monkeypatch.setattr(ArtifactCache, "store", lambda self, digest, engine, artifact: None)
+    folder = write_plugin(tmp_path, "hashed", POOL_WAT)
+    async with Runtime(workers=1, spare_workers=0, cache_dir=tmp_path / "cache") as rt:
+        [pid] = rt.worker_pids
+        info = await rt.load(folder)
+        assert info.facts["cache"] == "miss"
+        assert await rt.call("hashed", "echo", {"n": 1}) == {"n": 1}
+        files = mapped_files(pid)
+        assert "_libwasmtime.so" in files  # the maps are this worker's, read while it serves
+        assert not [name for name in files if "libcrypto" in name or name.startswith("_hashlib")]
+
+
+def test_the_worker_code_imports_neither_hashlib_nor_importlib_metadata() -> None:
+    # importlib.metadata brings email, zipfile, csv and tempfile: ~4 MB per worker for a version.
+    root = Path(__file__).resolve().parent.parent
+    script = (f"import sys; sys.path.insert(0, {str(root)!r}); "
+              "import sandbox.worker; from sandbox import engine, execute, confine, describe; "
+              "print(sorted(m for m in ('hashlib', '_hashlib', 'importlib.metadata', 'email') "
+              "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["[]"]
+
+
+def test_the_worker_hashes_and_versions_as_hashlib_and_importlib_metadata_would() -> None:
+    import hashlib
+    from importlib.metadata import version
+
+    from sandbox.engine import WASMTIME_VERSION, sha256_hex
+
+    for data in (b"", b"abc", bytes(range(256)) * 4099):
+        assert sha256_hex(data) == hashlib.sha256(data).hexdigest()
+    assert version("wasmtime") == WASMTIME_VERSION
+
+
+def test_a_version_with_no_single_dist_info_folder_comes_from_importlib_metadata(tmp_path: Path) -> None:
+    from importlib.metadata import version
+
+    from sandbox.engine import installed_version
+
+    assert installed_version("wasmtime", str(tmp_path / "missing")) == version("wasmtime")
+    (tmp_path / "wasmtime-0.0.1.dist-info").mkdir()
+    assert installed_version("wasmtime", str(tmp_path)) == "0.0.1"
+    (tmp_path / "wasmtime-0.0.2.dist-info").mkdir()
+    assert installed_version("wasmtime", str(tmp_path)) == version("wasmtime")
