@@ -167,6 +167,7 @@ class Runtime:
                 max_calls_per_worker=max_calls_per_worker, max_worker_rss=max_worker_rss,
                 max_restarts=max_restarts, restart_period=restart_period,
                 supervisor_spin=float(supervisor_spin),
+                resident_plugins=max_resident_plugins,
                 worker_options={
                     "confine": confine, "require_all": require_confinement,
                     "data_limit": worker_memory_limit, "prepared_plugins": prepared_instances,

@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import anyio
 import anyio.lowlevel
 import pytest
-from support import wait_for, write_plugin
+from support import POOL_WAT, wait_for, write_plugin
 
 from cortex_runtime import Runtime
 from cortex_runtime.flags import flag_type
@@ -80,6 +80,7 @@ class FakeWorker:
 
     def __init__(self, *, loaded: set[str], line: int, service_time: float, last_used: float) -> None:
         self.loaded, self.load_sent, self.prepared = loaded, set(), {}
+        self.load_errors: dict[str, str] = {}
         self.lent = self.inflight = line
         self.service_time, self.last_used = service_time, last_used
         self.doomed = self.draining = False
@@ -113,15 +114,60 @@ def test_a_long_line_sends_the_next_call_to_a_worker_without_the_plugin() -> Non
     assert pool._pick("p") is busy
 
 
-def test_sequential_calls_stay_on_the_most_recently_used_of_equal_workers() -> None:
-    pool = _pool()
+def test_sequential_calls_stay_on_the_most_recently_used_idle_worker() -> None:
+    pool = _pool(resident_plugins=2)
     older = FakeWorker(loaded={"p"}, line=0, service_time=0.00005, last_used=1.0)
     newer = FakeWorker(loaded={"p"}, line=0, service_time=0.00005, last_used=2.0)
     older.prepared = newer.prepared = {"p": None}
     pool._ready[:] = [older, newer]  # type: ignore[list-item]
     assert pool._pick("p") is newer  # its CPU and caches are the warmest
     newer.prepared = {}
-    assert pool._pick("p") is older  # but an instance made ahead counts for more
+    # An instance made ahead on the other worker counts for less than waking that worker.
+    assert pool._pick("p") is newer
+    newer.loaded = {"q"}
+    assert pool._pick("p") is newer  # without the plugin, but with room to load it
+    newer.loaded = {"q", "r"}
+    assert pool._pick("p") is older  # full: loading it would unload another
+    newer.loaded = {"q"}
+    newer.load_errors = {"p": "the module cannot be linked"}
+    assert pool._pick("p") is older  # it could not load this one before
+    newer.load_errors = {}
+    newer.lent = newer.inflight = 1
+    assert pool._pick("p") is older  # busy: the idle one that has the plugin
+    older.loaded = set()
+    newer.loaded = {"p"}
+    assert pool._pick("p") is newer  # a short line on the plugin's worker beats a load elsewhere
+    assert _pool()._may_take(older, "p")  # type: ignore[arg-type]  # no bound: room for any
+
+
+async def test_sequential_calls_over_plugins_loaded_into_different_workers_settle_on_one(
+        tmp_path: Path) -> None:
+    folders = [write_plugin(tmp_path, name, POOL_WAT.rstrip()[:-1] + f'(data (i32.const 8) "{name}"))')
+               for name in ("left", "right")]
+    async with Runtime(workers=2, spare_workers=0, cache_dir=tmp_path / "cache") as rt:
+        for folder in folders:  # compiled and cached
+            await rt.load(folder)
+    picked: list[int] = []
+    async with Runtime(workers=2, spare_workers=0, cache_dir=tmp_path / "cache") as rt:
+        pool = rt._pool
+        for folder in folders:  # known: each load goes ahead to an idle worker, so one each
+            await rt.load(folder)
+        await wait_for(lambda: sum(len(w.loaded) for w in pool._ready) == 2)
+        assert sorted(len(w.loaded) for w in pool._ready) == [1, 1]
+        pick = pool._pick
+
+        def recording_pick(prefer: str | None) -> object:
+            worker = pick(prefer)
+            if worker is not None:
+                picked.append(worker.pid)
+            return worker
+
+        pool._pick = recording_pick  # type: ignore[method-assign,assignment]
+        for index in range(40):
+            name = ("left", "right")[index % 2]
+            assert await rt.call(name, "echo", {"n": index}) == {"n": index}
+    assert len(picked) == 40
+    assert len(set(picked[2:])) == 1, picked  # after each plugin's first call, one worker
 
 
 async def test_callers_waiting_in_line_leave_it_cleanly_when_cancelled() -> None:
@@ -218,8 +264,6 @@ async def test_fast_calls_do_not_wait_behind_a_slow_one(tmp_path: Path, history:
 async def test_nothing_queues_behind_a_capability_that_retires_its_worker(tmp_path: Path) -> None:
     # A call that traps retires its worker: every request queued behind it would be answered
     # "retired" and sent again. After one trap, its capability's calls take no one behind them.
-    from support import POOL_WAT
-
     from cortex_runtime.errors import PluginTrap
 
     folder = write_plugin(tmp_path, "trappy", POOL_WAT)
