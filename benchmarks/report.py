@@ -360,6 +360,12 @@ def observations(results: dict[str, Any]) -> str:
                        f"the compiled cache; {bounded['unloaded']:,} unloads), worker RSS "
                        + ", ".join(f"{(r or 0) / 1e6:.0f} MB" for r in bounded["worker_rss"].values())
                        + ".")
+        restarted = (results["details"].get("scaling") or {}).get("A_restarted")
+        if restarted:
+            out.append(f"Loaded again from the warm cache by a new runtime, round-robin over "
+                       f"{scaling[-1]['plugins']:,}: {fmt(restarted['p50_us'])} µs p50, worker RSS "
+                       + ", ".join(f"{(r or 0) / 1e6:.0f} MB"
+                                   for r in restarted["worker_rss"].values()) + ".")
     tp = [(r["id"], r["values"].get(A)) for r in results["rows"] if r["id"].startswith("throughput_")]
     if tp and all(v for _, v in tp):
         out.append("A throughput by concurrency: " + ", ".join(
@@ -511,8 +517,11 @@ def markdown(results: dict[str, Any], *, chart_name: str | None = "benchmarks.pn
         "additional plugin: the RSS slope between the smallest and the largest number of loaded "
         "plugins in the scaling scenario (A: per worker; every worker ends up holding every plugin "
         "it ran).",
-        f"- **Many plugins** ({scaling_levels}): distinct copies loaded, each called once per "
-        "worker, then tiny calls spread round-robin over all loaded plugins." + (
+        f"- **Many plugins** ({scaling_levels}): distinct copies loaded (compiled into a fresh "
+        "cache), each called twice, then tiny calls spread round-robin over all loaded plugins. "
+        "Two more runtimes on the then warm cache load every copy again and time the same "
+        "round-robin: one as it comes (an application starting again: the loads go ahead to the "
+        "workers without waiting for their replies), one whose workers keep a tenth of them." + (
             " The ends the target compares are then measured again side by side, in alternating "
             "rounds: A over every plugin, over the first level's past the caches' capacity (among "
             "the same loaded plugins) and A's miss path (1 plugin, `prepared_instances=0`), B "
