@@ -830,10 +830,10 @@ async def scenario_scaling(rec: Recorder, scratch: Path, available_c: bool) -> N
     _log(f"  A with 1 plugin, no prepared instances: p50 {miss_p50:.0f} µs; with "
          f"{top_level['plugins']:,} plugins {top_level['p50_us']:.0f} µs "
          f"({s.scaling_rounds} rounds each)")
-    bounded = await _scaling_bounded(copies, s.scaling_calls, scratch / "scale-a")
+    bounded = await _scaling_again(copies, s.scaling_calls, scratch / "scale-a")
     _log(f"  A with {len(copies)} plugins, {bounded['max_resident_plugins']} kept per worker: "
          f"p50 {bounded['p50_us']:.0f} µs")
-    restarted = await _scaling_bounded(copies, s.scaling_calls, scratch / "scale-a", bound=False)
+    restarted = await _scaling_again(copies, s.scaling_calls, scratch / "scale-a", bound=False)
     _log(f"  A with {len(copies)} plugins loaded from a warm cache: p50 {restarted['p50_us']:.0f} µs")
     b_result = _run_probe("wasmtime", copies_dir, levels, s.scaling_calls, s.scaling_rounds)
     _log("  B probe done")
@@ -904,7 +904,7 @@ async def _round_robin(rt: Any, plugins: list[PluginCopy], calls: int) -> list[f
     return samples
 
 
-async def _scaling_bounded(copies: list[PluginCopy], calls: int, cache: Path, *,
+async def _scaling_again(copies: list[PluginCopy], calls: int, cache: Path, *,
                            bound: bool = True) -> dict[str, Any]:
     """Round-robin over every copy with a new runtime on the warm compiled cache, whose workers
     keep a tenth of them (``bound``: each call misses the bounded set of plugins a worker keeps
